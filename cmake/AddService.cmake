@@ -1,0 +1,25 @@
+# svc_add_service(<name> SOURCES <core sources...> [LIBS <libs...>])
+# Builds <name>_core (static: every source except main.c, linked by tests) and the
+# executable <name> from src/main.c.
+function(svc_add_service name)
+  cmake_parse_arguments(S "" "" "SOURCES;LIBS" ${ARGN})
+  add_library(${name}_core STATIC ${S_SOURCES})
+  target_include_directories(${name}_core PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(${name}_core PUBLIC cairn::common ${S_LIBS} PRIVATE project_warnings)
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/src/main.c)
+  set_target_properties(${name} PROPERTIES OUTPUT_NAME cairn-${name})
+  target_link_libraries(${name} PRIVATE ${name}_core project_warnings)
+endfunction()
+
+# cairn_add_unit_test(<name> SOURCES <files...> LIBS <libs...>)
+# One cmocka binary = one ctest, labelled "unit".
+function(cairn_add_unit_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA project_warnings)
+  add_test(NAME ${name} COMMAND ${name})
+  if(NOT T_LABELS)
+    set(T_LABELS unit)
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT 120)
+endfunction()
