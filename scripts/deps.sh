@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 PKGS=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   librdkafka-dev libpq-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
-  libjwt-dev libargon2-dev libzstd-dev libext2fs-dev e2fsprogs libcmocka-dev uuid-dev
+  libjwt-dev libargon2-dev libzstd-dev libext2fs-dev e2fsprogs fdisk libcmocka-dev uuid-dev
   postgresql-15 postgresql-client-15 nginx-light
   openjdk-17-jre-headless maven
   clang-format clang-tidy cppcheck
