@@ -1,0 +1,69 @@
+/* cfg.h - configuration as a table (pgbouncer CF_ABS, redis createIntConfig).
+ *
+ * A service declares `static const struct cfg_key keys[]` describing the fields of its
+ * own config struct. cfg_load() fills the struct from, in increasing precedence:
+ * the defaults in the table, an optional file named by CAIRN_CONFIG_FILE (lines of
+ * `key = value`, '#' comments), the shared variable CAIRN_<KEY>, and the
+ * service-specific variable CAIRN_<SVC>_<KEY>. Every value is validated once; the
+ * first invalid, missing or unknown setting stops loading with an error message that
+ * names the variable. Variables starting with CAIRN_<SVC>_ that match no key are
+ * errors (typos must not pass silently). KAFKA_* variables are not handled here: the
+ * kafka module passes them to librdkafka.
+ */
+#ifndef COMMON_CFG_H
+#define COMMON_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+
+enum cfg_type {
+	CFG_T_INT,    /* long long field, bounded by min..max */
+	CFG_T_BOOL,   /* bool field: true/false/1/0/yes/no/on/off */
+	CFG_T_STR,    /* char * field (owned by the struct, freed by cfg_cleanup) */
+	CFG_T_SECRET, /* like STR, but redacted when logged */
+};
+
+struct cfg_key {
+	const char *name; /* lower_snake: "http_port" -> CAIRN_<SVC>_HTTP_PORT */
+	enum cfg_type type;
+	size_t offset;	    /* offsetof(struct <svc>_cfg, field) */
+	const char *defval; /* NULL = no default */
+	long long min, max; /* CFG_T_INT bounds */
+	bool required;	    /* a required key must end up non-empty */
+	const char *help;   /* one line, shown in docs and errors */
+};
+
+#define CFG_INT(n, st, f, def, lo, hi, h)                                                          \
+	{ (n), CFG_T_INT, offsetof(st, f), (def), (lo), (hi), false, (h) }
+#define CFG_BOOL(n, st, f, def, h) { (n), CFG_T_BOOL, offsetof(st, f), (def), 0, 1, false, (h) }
+#define CFG_STR(n, st, f, def, req, h) { (n), CFG_T_STR, offsetof(st, f), (def), 0, 0, (req), (h) }
+#define CFG_SECRET(n, st, f, def, req, h)                                                          \
+	{ (n), CFG_T_SECRET, offsetof(st, f), (def), 0, 0, (req), (h) }
+
+/** @brief Fill `out` (a zeroed struct the table describes) for `service` from `envp`
+ *  (NULL = the process environment) and CAIRN_CONFIG_FILE.
+ *  Strings in `out` are new allocations; release them with cfg_cleanup() (also on failure).
+ *  @returns STATUS_OK, or STATUS_INVALID with e->msg naming the variable and the problem. */
+enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *service,
+		     char *const *envp, void *out, struct err *e) MUST_CHECK;
+
+/** @brief Free the strings cfg_load() stored in `out`. Safe on a zeroed struct. */
+void cfg_cleanup(const struct cfg_key *keys, size_t nkeys, void *out);
+
+/** @brief Log the effective configuration as one info line, secrets shown as "***". */
+void cfg_log(const struct cfg_key *keys, size_t nkeys, const char *service, const void *out);
+
+/** @brief The environment variable name of key for service, e.g. CAIRN_MOVER_HTTP_PORT.
+ *  Writes into buf (cap bytes). @returns buf. */
+char *cfg_var_name(char *buf, size_t cap, const char *service, const char *key);
+
+/** @brief Parse a whole decimal integer within [min,max] (strtoll based).
+ *  @returns STATUS_OK or STATUS_INVALID. */
+enum status cfg_parse_int(const char *s, long long min, long long max, long long *out) MUST_CHECK;
+
+/** @brief Parse true/false/1/0/yes/no/on/off (case-insensitive). @returns OK or INVALID. */
+enum status cfg_parse_bool(const char *s, bool *out) MUST_CHECK;
+
+#endif

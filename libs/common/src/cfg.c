@@ -1,0 +1,308 @@
+#include "common/cfg.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+extern char **environ;
+
+char *cfg_var_name(char *buf, size_t cap, const char *service, const char *key)
+{
+	size_t n = 0;
+	const char *parts[3] = { "CAIRN_", service, key };
+
+	for (int p = 0; p < 3; p++) {
+		if (parts[p] == NULL)
+			continue;
+		for (const char *s = parts[p]; *s && n + 2 < cap; s++)
+			buf[n++] = (char)toupper((unsigned char)(*s == '-' ? '_' : *s));
+		if (p == 1 && n + 2 < cap)
+			buf[n++] = '_';
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+enum status cfg_parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end = NULL;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return STATUS_INVALID;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return STATUS_INVALID;
+	*out = v;
+	return STATUS_OK;
+}
+
+enum status cfg_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "1", "yes", "on" };
+	static const char *const no[] = { "false", "0", "no", "off" };
+
+	for (size_t i = 0; s && i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return STATUS_OK;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return STATUS_OK;
+		}
+	}
+	return STATUS_INVALID;
+}
+
+static const char *env_get(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char *const *p = envp; p && *p; p++) {
+		if (strncmp(*p, name, n) == 0 && (*p)[n] == '=')
+			return *p + n + 1;
+	}
+	return NULL;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static const struct cfg_key *find_key(const struct cfg_key *keys, size_t nkeys, const char *name)
+{
+	for (size_t i = 0; i < nkeys; i++) {
+		if (strcasecmp(keys[i].name, name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+/* Store one textual value into the field described by k; `origin` names where it came
+ * from (an environment variable or file:line) for the error message. */
+static enum status store(const struct cfg_key *k, void *out, const char *val, const char *origin,
+			 struct err *e)
+{
+	char *field = (char *)out + k->offset;
+	long long iv;
+	bool bv;
+
+	switch (k->type) {
+	case CFG_T_INT:
+		if (cfg_parse_int(val, k->min, k->max, &iv) != STATUS_OK)
+			return err_set(e, STATUS_INVALID,
+				       "%s: invalid value '%s': expected an integer in %lld..%lld (%s)",
+				       origin, val, k->min, k->max, k->help);
+		memcpy(field, &iv, sizeof(iv));
+		break;
+	case CFG_T_BOOL:
+		if (cfg_parse_bool(val, &bv) != STATUS_OK)
+			return err_set(e, STATUS_INVALID,
+				       "%s: invalid value '%s': expected true or false (%s)", origin,
+				       val, k->help);
+		memcpy(field, &bv, sizeof(bv));
+		break;
+	case CFG_T_STR:
+	case CFG_T_SECRET: {
+		char *old;
+		char *nv = xstrdup(val);
+
+		memcpy(&old, field, sizeof(old));
+		free(old);
+		memcpy(field, &nv, sizeof(nv));
+		break;
+	}
+	}
+	return STATUS_OK;
+}
+
+static enum status load_file(const struct cfg_key *keys, size_t nkeys, const char *path, void *out,
+			     struct err *e)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	char origin[512];
+	int lineno = 0;
+	enum status st = STATUS_OK;
+
+	if (f == NULL)
+		return err_set(e, STATUS_INVALID, "CAIRN_CONFIG_FILE: cannot open '%s': %s", path,
+			       strerror(errno));
+	while (st == STATUS_OK && fgets(line, sizeof(line), f)) {
+		char *s = trim(line);
+		char *eq;
+		const struct cfg_key *k;
+
+		lineno++;
+		if (*s == '\0' || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (eq == NULL) {
+			st = err_set(e, STATUS_INVALID, "%s:%d: expected 'key = value'", path,
+				     lineno);
+			break;
+		}
+		*eq = '\0';
+		k = find_key(keys, nkeys, trim(s));
+		snprintf(origin, sizeof(origin), "%s:%d (%s)", path, lineno, trim(s));
+		if (k == NULL) {
+			st = err_set(e, STATUS_INVALID, "%s: unknown setting", origin);
+			break;
+		}
+		st = store(k, out, trim(eq + 1), origin, e);
+	}
+	fclose(f);
+	return st;
+}
+
+enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *service,
+		     char *const *envp, void *out, struct err *e)
+{
+	char name[128];
+	char prefix[128];
+	const char *v;
+	enum status st;
+	size_t plen;
+
+	if (envp == NULL)
+		envp = environ;
+	for (size_t i = 0; i < nkeys; i++) {
+		if (keys[i].defval == NULL)
+			continue;
+		st = store(&keys[i], out, keys[i].defval, "default", e);
+		if (st != STATUS_OK)
+			return st;
+	}
+	v = env_get(envp, "CAIRN_CONFIG_FILE");
+	if (v && *v) {
+		st = load_file(keys, nkeys, v, out, e);
+		if (st != STATUS_OK)
+			return st;
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		cfg_var_name(name, sizeof(name), NULL, keys[i].name);
+		v = env_get(envp, name);
+		if (v) {
+			st = store(&keys[i], out, v, name, e);
+			if (st != STATUS_OK)
+				return st;
+		}
+		cfg_var_name(name, sizeof(name), service, keys[i].name);
+		v = env_get(envp, name);
+		if (v) {
+			st = store(&keys[i], out, v, name, e);
+			if (st != STATUS_OK)
+				return st;
+		}
+	}
+	/* Unknown CAIRN_<SVC>_* variables are typos: refuse them. */
+	cfg_var_name(prefix, sizeof(prefix), service, NULL);
+	plen = strlen(prefix);
+	for (char *const *p = envp; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+		char key[128];
+
+		if (eq == NULL || strncmp(*p, prefix, plen) != 0)
+			continue;
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - *p - (long)plen), *p + plen);
+		if (find_key(keys, nkeys, key) == NULL)
+			return err_set(e, STATUS_INVALID, "%.*s: unknown setting for service %s",
+				       (int)(eq - *p), *p, service);
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		char *sv;
+
+		if (!keys[i].required || (keys[i].type != CFG_T_STR && keys[i].type != CFG_T_SECRET))
+			continue;
+		memcpy(&sv, (char *)out + keys[i].offset, sizeof(sv));
+		if (sv == NULL || *sv == '\0')
+			return err_set(e, STATUS_INVALID, "%s: required setting is missing (%s)",
+				       cfg_var_name(name, sizeof(name), service, keys[i].name),
+				       keys[i].help);
+	}
+	return STATUS_OK;
+}
+
+void cfg_cleanup(const struct cfg_key *keys, size_t nkeys, void *out)
+{
+	for (size_t i = 0; i < nkeys; i++) {
+		char *sv;
+
+		if (keys[i].type != CFG_T_STR && keys[i].type != CFG_T_SECRET)
+			continue;
+		memcpy(&sv, (char *)out + keys[i].offset, sizeof(sv));
+		free(sv);
+		sv = NULL;
+		memcpy((char *)out + keys[i].offset, &sv, sizeof(sv));
+	}
+}
+
+/* A libpq URI may carry a password: postgresql://user:secret@host -> user:***@host. */
+static void redact_uri(struct buf *b, const char *v)
+{
+	const char *scheme = strstr(v, "://");
+	const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+
+	if (at && colon && colon < at) {
+		buf_append(b, v, (size_t)(colon - v));
+		buf_puts(b, ":***");
+		buf_puts(b, at);
+		return;
+	}
+	buf_puts(b, v);
+}
+
+void cfg_log(const struct cfg_key *keys, size_t nkeys, const char *service, const void *out)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_printf(&b, "effective config:");
+	for (size_t i = 0; i < nkeys; i++) {
+		const char *field = (const char *)out + keys[i].offset;
+		long long iv;
+		bool bv;
+		char *sv;
+
+		buf_printf(&b, " %s=", keys[i].name);
+		switch (keys[i].type) {
+		case CFG_T_INT:
+			memcpy(&iv, field, sizeof(iv));
+			buf_printf(&b, "%lld", iv);
+			break;
+		case CFG_T_BOOL:
+			memcpy(&bv, field, sizeof(bv));
+			buf_puts(&b, bv ? "true" : "false");
+			break;
+		case CFG_T_STR:
+			memcpy(&sv, field, sizeof(sv));
+			if (sv)
+				redact_uri(&b, sv);
+			break;
+		case CFG_T_SECRET:
+			memcpy(&sv, field, sizeof(sv));
+			buf_puts(&b, sv && *sv ? "***" : "");
+			break;
+		}
+	}
+	log_info("%s", b.data);
+	buf_cleanup(&b);
+}
