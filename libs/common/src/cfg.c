@@ -63,11 +63,11 @@ enum status cfg_parse_bool(const char *s, bool *out)
 	return STATUS_INVALID;
 }
 
-static const char *env_get(char *const *envp, const char *name)
+static const char *env_get(const char *const *envp, const char *name)
 {
 	size_t n = strlen(name);
 
-	for (char *const *p = envp; p && *p; p++) {
+	for (const char *const *p = envp; p && *p; p++) {
 		if (strncmp(*p, name, n) == 0 && (*p)[n] == '=')
 			return *p + n + 1;
 	}
@@ -98,7 +98,7 @@ static const struct cfg_key *find_key(const struct cfg_key *keys, size_t nkeys, 
 /* Store one textual value into the field described by k; `origin` names where it came
  * from (an environment variable or file:line) for the error message. */
 static enum status store(const struct cfg_key *k, void *out, const char *val, const char *origin,
-			 struct err *e)
+                         struct err *e)
 {
 	char *field = (char *)out + k->offset;
 	long long iv;
@@ -107,16 +107,17 @@ static enum status store(const struct cfg_key *k, void *out, const char *val, co
 	switch (k->type) {
 	case CFG_T_INT:
 		if (cfg_parse_int(val, k->min, k->max, &iv) != STATUS_OK)
-			return err_set(e, STATUS_INVALID,
-				       "%s: invalid value '%s': expected an integer in %lld..%lld (%s)",
-				       origin, val, k->min, k->max, k->help);
+			return err_set(
+			        e, STATUS_INVALID,
+			        "%s: invalid value '%s': expected an integer in %lld..%lld (%s)",
+			        origin, val, k->min, k->max, k->help);
 		memcpy(field, &iv, sizeof(iv));
 		break;
 	case CFG_T_BOOL:
 		if (cfg_parse_bool(val, &bv) != STATUS_OK)
 			return err_set(e, STATUS_INVALID,
-				       "%s: invalid value '%s': expected true or false (%s)", origin,
-				       val, k->help);
+			               "%s: invalid value '%s': expected true or false (%s)",
+			               origin, val, k->help);
 		memcpy(field, &bv, sizeof(bv));
 		break;
 	case CFG_T_STR:
@@ -134,7 +135,7 @@ static enum status store(const struct cfg_key *k, void *out, const char *val, co
 }
 
 static enum status load_file(const struct cfg_key *keys, size_t nkeys, const char *path, void *out,
-			     struct err *e)
+                             struct err *e)
 {
 	FILE *f = fopen(path, "r");
 	char line[1024];
@@ -144,7 +145,7 @@ static enum status load_file(const struct cfg_key *keys, size_t nkeys, const cha
 
 	if (f == NULL)
 		return err_set(e, STATUS_INVALID, "CAIRN_CONFIG_FILE: cannot open '%s': %s", path,
-			       strerror(errno));
+		               strerror(errno));
 	while (st == STATUS_OK && fgets(line, sizeof(line), f)) {
 		char *s = trim(line);
 		char *eq;
@@ -156,7 +157,7 @@ static enum status load_file(const struct cfg_key *keys, size_t nkeys, const cha
 		eq = strchr(s, '=');
 		if (eq == NULL) {
 			st = err_set(e, STATUS_INVALID, "%s:%d: expected 'key = value'", path,
-				     lineno);
+			             lineno);
 			break;
 		}
 		*eq = '\0';
@@ -173,7 +174,7 @@ static enum status load_file(const struct cfg_key *keys, size_t nkeys, const cha
 }
 
 enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *service,
-		     char *const *envp, void *out, struct err *e)
+                     const char *const *envp, void *out, struct err *e)
 {
 	char name[128];
 	char prefix[128];
@@ -182,7 +183,7 @@ enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *servi
 	size_t plen;
 
 	if (envp == NULL)
-		envp = environ;
+		envp = (const char *const *)environ;
 	for (size_t i = 0; i < nkeys; i++) {
 		if (keys[i].defval == NULL)
 			continue;
@@ -215,7 +216,7 @@ enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *servi
 	/* Unknown CAIRN_<SVC>_* variables are typos: refuse them. */
 	cfg_var_name(prefix, sizeof(prefix), service, NULL);
 	plen = strlen(prefix);
-	for (char *const *p = envp; p && *p; p++) {
+	for (const char *const *p = envp; p && *p; p++) {
 		const char *eq = strchr(*p, '=');
 		char key[128];
 
@@ -224,18 +225,19 @@ enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *servi
 		snprintf(key, sizeof(key), "%.*s", (int)(eq - *p - (long)plen), *p + plen);
 		if (find_key(keys, nkeys, key) == NULL)
 			return err_set(e, STATUS_INVALID, "%.*s: unknown setting for service %s",
-				       (int)(eq - *p), *p, service);
+			               (int)(eq - *p), *p, service);
 	}
 	for (size_t i = 0; i < nkeys; i++) {
 		char *sv;
 
-		if (!keys[i].required || (keys[i].type != CFG_T_STR && keys[i].type != CFG_T_SECRET))
+		if (!keys[i].required ||
+		    (keys[i].type != CFG_T_STR && keys[i].type != CFG_T_SECRET))
 			continue;
 		memcpy(&sv, (char *)out + keys[i].offset, sizeof(sv));
 		if (sv == NULL || *sv == '\0')
 			return err_set(e, STATUS_INVALID, "%s: required setting is missing (%s)",
-				       cfg_var_name(name, sizeof(name), service, keys[i].name),
-				       keys[i].help);
+			               cfg_var_name(name, sizeof(name), service, keys[i].name),
+			               keys[i].help);
 	}
 	return STATUS_OK;
 }

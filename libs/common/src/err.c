@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 static enum status vset(struct err *e, enum status code, bool retriable, const char *fmt,
-			va_list ap)
+                        va_list ap)
 {
 	if (e == NULL)
 		return code;

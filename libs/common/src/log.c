@@ -108,8 +108,9 @@ void log_vwrite(enum log_level lvl, const struct log_ctx *ctx, const char *fmt, 
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 
-	w = snprintf(line, sizeof(line), "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"service\":\"%s\"",
-		     ts, now.tv_nsec / 1000000, level_names[lvl], service_name);
+	w = snprintf(line, sizeof(line),
+	             "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"service\":\"%s\"", ts,
+	             now.tv_nsec / 1000000, level_names[lvl], service_name);
 	n = (w > 0 && (size_t)w < sizeof(line)) ? (size_t)w : 0;
 	n = add_field(line, n, sizeof(line) - 2, "msg", msg);
 	if (ctx) {
@@ -118,8 +119,9 @@ void log_vwrite(enum log_level lvl, const struct log_ctx *ctx, const char *fmt, 
 		n = add_field(line, n, sizeof(line) - 2, "tenant_id", ctx->tenant_id);
 		n = add_field(line, n, sizeof(line) - 2, "topic", ctx->topic);
 		if (ctx->topic && ctx->partition >= 0 && n < sizeof(line) - 2) {
-			w = snprintf(line + n, sizeof(line) - 2 - n, ",\"partition\":%d,\"offset\":%lld",
-				     ctx->partition, ctx->offset);
+			w = snprintf(line + n, sizeof(line) - 2 - n,
+			             ",\"partition\":%d,\"offset\":%lld", ctx->partition,
+			             ctx->offset);
 			if (w > 0 && (size_t)w < sizeof(line) - 2 - n)
 				n += (size_t)w;
 		}

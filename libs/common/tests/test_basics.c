@@ -1,9 +1,8 @@
 /* Unit tests for err, xalloc, buf and log. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+
+#include <cmocka.h>
 
 static void test_err_set_returns_code(void **state)
 {

@@ -1,9 +1,8 @@
 /* Unit tests for the table-driven config loader. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,8 @@
 
 #include "common/cfg.h"
 #include "common/log.h"
+
+#include <cmocka.h>
 
 struct tcfg {
 	long long http_port;
@@ -29,8 +30,8 @@ static const struct cfg_key keys[] = {
 
 static void test_defaults_and_precedence(void **state)
 {
-	char *env[] = { "CAIRN_DATABASE_URL=postgresql://a@h/db", "CAIRN_HTTP_PORT=9000",
-			"CAIRN_MOVER_HTTP_PORT=9001", "CAIRN_AUTH_HTTP_PORT=9999", NULL };
+	const char *env[] = { "CAIRN_DATABASE_URL=postgresql://a@h/db", "CAIRN_HTTP_PORT=9000",
+		              "CAIRN_MOVER_HTTP_PORT=9001", "CAIRN_AUTH_HTTP_PORT=9999", NULL };
 	struct tcfg c = { 0 };
 	struct err e;
 
@@ -42,7 +43,7 @@ static void test_defaults_and_precedence(void **state)
 	assert_null(c.database_url);
 }
 
-static void expect_invalid(char **env, const char *needle)
+static void expect_invalid(const char **env, const char *needle)
 {
 	struct tcfg c = { 0 };
 	struct err e;
@@ -55,12 +56,12 @@ static void expect_invalid(char **env, const char *needle)
 
 static void test_errors_name_the_variable(void **state)
 {
-	char *missing[] = { NULL };
-	char *badint[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_HTTP_PORT=80a", NULL };
-	char *range[] = { "CAIRN_DATABASE_URL=x", "CAIRN_HTTP_PORT=70000", NULL };
-	char *badbool[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_DEBUG=maybe", NULL };
-	char *unknown[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_HTTP_PROT=1", NULL };
-	char *empty[] = { "CAIRN_DATABASE_URL=", NULL };
+	const char *missing[] = { NULL };
+	const char *badint[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_HTTP_PORT=80a", NULL };
+	const char *range[] = { "CAIRN_DATABASE_URL=x", "CAIRN_HTTP_PORT=70000", NULL };
+	const char *badbool[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_DEBUG=maybe", NULL };
+	const char *unknown[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_HTTP_PROT=1", NULL };
+	const char *empty[] = { "CAIRN_DATABASE_URL=", NULL };
 
 	expect_invalid(missing, "CAIRN_MOVER_DATABASE_URL");
 	expect_invalid(badint, "CAIRN_MOVER_HTTP_PORT");
@@ -85,7 +86,7 @@ static void test_file_then_env(void **state)
 	fclose(f);
 	snprintf(fileenv, sizeof(fileenv), "CAIRN_CONFIG_FILE=%s", path);
 	{
-		char *env[] = { fileenv, "CAIRN_DEBUG=off", NULL };
+		const char *env[] = { fileenv, "CAIRN_DEBUG=off", NULL };
 
 		assert_int_equal(cfg_load(keys, NKEYS, "mover", env, &c, &e), STATUS_OK);
 		assert_int_equal(c.http_port, 7000);
@@ -97,7 +98,7 @@ static void test_file_then_env(void **state)
 	fprintf(f, "nosuch = 1\n");
 	fclose(f);
 	{
-		char *env[] = { fileenv, NULL };
+		const char *env[] = { fileenv, NULL };
 
 		assert_int_equal(cfg_load(keys, NKEYS, "mover", env, &c, &e), STATUS_INVALID);
 		assert_non_null(strstr(e.msg, "nosuch"));
@@ -108,8 +109,8 @@ static void test_file_then_env(void **state)
 
 static void test_log_redacts_secrets(void **state)
 {
-	char *env[] = { "CAIRN_DATABASE_URL=postgresql://u:hunter2@h/db", "CAIRN_TOKEN=s3cr3t",
-			NULL };
+	const char *env[] = { "CAIRN_DATABASE_URL=postgresql://u:hunter2@h/db",
+		              "CAIRN_TOKEN=s3cr3t", NULL };
 	struct tcfg c = { 0 };
 	struct err e;
 	int fds[2];
@@ -139,7 +140,7 @@ static void test_var_name(void **state)
 	char b[64];
 
 	assert_string_equal(cfg_var_name(b, sizeof(b), "mover", "http_port"),
-			    "CAIRN_MOVER_HTTP_PORT");
+	                    "CAIRN_MOVER_HTTP_PORT");
 	assert_string_equal(cfg_var_name(b, sizeof(b), NULL, "http_port"), "CAIRN_HTTP_PORT");
 }
 

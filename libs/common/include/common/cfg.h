@@ -28,26 +28,36 @@ enum cfg_type {
 struct cfg_key {
 	const char *name; /* lower_snake: "http_port" -> CAIRN_<SVC>_HTTP_PORT */
 	enum cfg_type type;
-	size_t offset;	    /* offsetof(struct <svc>_cfg, field) */
+	size_t offset;      /* offsetof(struct <svc>_cfg, field) */
 	const char *defval; /* NULL = no default */
 	long long min, max; /* CFG_T_INT bounds */
-	bool required;	    /* a required key must end up non-empty */
+	bool required;      /* a required key must end up non-empty */
 	const char *help;   /* one line, shown in docs and errors */
 };
 
 #define CFG_INT(n, st, f, def, lo, hi, h)                                                          \
-	{ (n), CFG_T_INT, offsetof(st, f), (def), (lo), (hi), false, (h) }
-#define CFG_BOOL(n, st, f, def, h) { (n), CFG_T_BOOL, offsetof(st, f), (def), 0, 1, false, (h) }
-#define CFG_STR(n, st, f, def, req, h) { (n), CFG_T_STR, offsetof(st, f), (def), 0, 0, (req), (h) }
+	{                                                                                          \
+		(n), CFG_T_INT, offsetof(st, f), (def), (lo), (hi), false, (h)                     \
+	}
+#define CFG_BOOL(n, st, f, def, h)                                                                 \
+	{                                                                                          \
+		(n), CFG_T_BOOL, offsetof(st, f), (def), 0, 1, false, (h)                          \
+	}
+#define CFG_STR(n, st, f, def, req, h)                                                             \
+	{                                                                                          \
+		(n), CFG_T_STR, offsetof(st, f), (def), 0, 0, (req), (h)                           \
+	}
 #define CFG_SECRET(n, st, f, def, req, h)                                                          \
-	{ (n), CFG_T_SECRET, offsetof(st, f), (def), 0, 0, (req), (h) }
+	{                                                                                          \
+		(n), CFG_T_SECRET, offsetof(st, f), (def), 0, 0, (req), (h)                        \
+	}
 
 /** @brief Fill `out` (a zeroed struct the table describes) for `service` from `envp`
  *  (NULL = the process environment) and CAIRN_CONFIG_FILE.
  *  Strings in `out` are new allocations; release them with cfg_cleanup() (also on failure).
  *  @returns STATUS_OK, or STATUS_INVALID with e->msg naming the variable and the problem. */
 enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *service,
-		     char *const *envp, void *out, struct err *e) MUST_CHECK;
+                     const char *const *envp, void *out, struct err *e) MUST_CHECK;
 
 /** @brief Free the strings cfg_load() stored in `out`. Safe on a zeroed struct. */
 void cfg_cleanup(const struct cfg_key *keys, size_t nkeys, void *out);

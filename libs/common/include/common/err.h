@@ -39,11 +39,11 @@ struct err {
 /** @brief Fill *e (may be NULL) with code and a printf-style message.
  *  @returns code, so callers can write `return err_set(e, STATUS_INVALID, "...")`. */
 enum status err_set(struct err *e, enum status code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /** @brief Like err_set() but also marks the error retriable. */
 enum status err_set_retriable(struct err *e, enum status code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /** @brief Reset *e to STATUS_OK with an empty message. e may be NULL. */
 void err_clear(struct err *e);

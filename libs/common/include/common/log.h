@@ -30,9 +30,9 @@ int log_level_parse(const char *s, enum log_level *out);
 void log_set_fd(int fd);
 
 void log_write(enum log_level lvl, const struct log_ctx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 void log_vwrite(enum log_level lvl, const struct log_ctx *ctx, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+        __attribute__((format(printf, 3, 0)));
 
 #define log_debug(...) log_write(LOGL_DEBUG, NULL, __VA_ARGS__)
 #define log_info(...) log_write(LOGL_INFO, NULL, __VA_ARGS__)
