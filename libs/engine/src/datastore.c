@@ -1828,3 +1828,164 @@ struct platform *datastore_open(const char *root, const struct datastore_opts *o
 	ds->opts = o;
 	return &ds->base;
 }
+
+/* ---- helpers for the write tool --------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void datastore_random_fill(uint64_t seed, uint64_t stream_off, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+	uint64_t i = stream_off;
+	size_t done = 0;
+
+	while (done < len) {
+		uint64_t word = mix64(seed + (i / 8 + 1) * 0x9e3779b97f4a7c15ull);
+		unsigned shift = (unsigned)(i % 8) * 8;
+		p[done++] = (unsigned char)(word >> shift);
+		i++;
+		/* Whole words at a time once aligned. */
+		while (i % 8 == 0 && len - done >= 8) {
+			word = mix64(seed + (i / 8 + 1) * 0x9e3779b97f4a7c15ull);
+			for (unsigned b = 0; b < 8; b++)
+				p[done + b] = (unsigned char)(word >> (8 * b));
+			done += 8;
+			i += 8;
+		}
+	}
+}
+
+#define WRITE_PIECE (1u << 20)
+
+enum status datastore_disk_write_random(const struct platform_vm *vm, const char *disk,
+                                        uint64_t off, uint64_t len, uint64_t seed, unsigned wait_ms,
+                                        struct err *e)
+{
+	unsigned char *buf = xmalloc(WRITE_PIECE);
+	enum status st = STATUS_OK;
+
+	for (uint64_t done = 0; done < len && st == STATUS_OK;) {
+		size_t n = len - done < WRITE_PIECE ? (size_t)(len - done) : WRITE_PIECE;
+		datastore_random_fill(seed, done, buf, n);
+		st = datastore_disk_write(vm, disk, off + done, buf, n, wait_ms, e);
+		done += n;
+	}
+	free(buf);
+	return st;
+}
+
+enum status datastore_disk_write_file(const struct platform_vm *vm, const char *disk, uint64_t off,
+                                      const char *path, unsigned wait_ms, struct err *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	unsigned char *buf;
+	enum status st = STATUS_OK;
+	uint64_t done = 0;
+
+	if (fd < 0)
+		return err_set(e, STATUS_NOT_FOUND, "open %s: %s", path, strerror(errno));
+	buf = xmalloc(WRITE_PIECE);
+	for (;;) {
+		ssize_t r = read(fd, buf, WRITE_PIECE);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			st = err_set(e, STATUS_IO, "read %s: %s", path, strerror(errno));
+			break;
+		}
+		if (r == 0)
+			break;
+		st = datastore_disk_write(vm, disk, off + done, buf, (size_t)r, wait_ms, e);
+		if (st != STATUS_OK)
+			break;
+		done += (uint64_t)r;
+	}
+	free(buf);
+	close(fd);
+	return st;
+}
+
+enum status datastore_size_parse(const char *s, uint64_t *out, struct err *e)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	if (s == NULL || *s < '0' || *s > '9')
+		return err_set(e, STATUS_INVALID, "bad size \"%s\"", s ? s : "");
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return err_set(e, STATUS_INVALID, "bad size \"%s\"", s);
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		break;
+	case '\0':
+		break;
+	default:
+		return err_set(e, STATUS_INVALID, "bad size \"%s\"", s);
+	}
+	if (shift && end[1] != '\0' && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
+		return err_set(e, STATUS_INVALID, "bad size \"%s\"", s);
+	if (shift && v > (UINT64_MAX >> shift))
+		return err_set(e, STATUS_INVALID, "size \"%s\" overflows", s);
+	*out = (uint64_t)v << shift;
+	return STATUS_OK;
+}
+
+enum status datastore_disk_spec_parse(const char *arg, struct datastore_disk_spec *d,
+                                      char **storage, struct err *e)
+{
+	char *s = xstrdup(arg);
+	char *eq = strchr(s, '='), *colon;
+	enum status st;
+
+	memset(d, 0, sizeof(*d));
+	*storage = NULL;
+	if (eq == NULL || eq == s || eq[1] == '\0') {
+		free(s);
+		return err_set(e, STATUS_INVALID,
+		               "--disk %s: want NAME=SIZE[:DIR|:raw] or NAME=@IMAGE", arg);
+	}
+	*eq = '\0';
+	d->name = s;
+	if (eq[1] == '@') {
+		d->import_from = eq + 2;
+		*storage = s;
+		return STATUS_OK;
+	}
+	colon = strchr(eq + 1, ':');
+	if (colon) {
+		*colon = '\0';
+		if (strcmp(colon + 1, "raw") == 0)
+			d->raw = true;
+		else
+			d->from_dir = colon + 1;
+	}
+	st = datastore_size_parse(eq + 1, &d->size, e);
+	if (st != STATUS_OK) {
+		free(s);
+		return st;
+	}
+	*storage = s;
+	return STATUS_OK;
+}

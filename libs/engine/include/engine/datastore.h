@@ -253,6 +253,33 @@ MUST_CHECK enum status datastore_disk_write(const struct platform_vm *vm, const 
                                             uint64_t off, const void *buf, size_t len,
                                             unsigned wait_ms, struct err *e);
 
+/** @brief Deterministic pseudo-random bytes: byte i of the stream for seed is a function of
+ *  (seed, i) only, so any range [stream_off, stream_off+len) can be generated alone (tests
+ *  recompute what the write tool wrote). Not cryptographic. */
+void datastore_random_fill(uint64_t seed, uint64_t stream_off, void *buf, size_t len);
+
+/** @brief Write len bytes of datastore_random_fill(seed, 0, ...) at off, in 1 MiB guest
+ *  writes through datastore_disk_write(). Errors as datastore_disk_write(). */
+MUST_CHECK enum status datastore_disk_write_random(const struct platform_vm *vm, const char *disk,
+                                                   uint64_t off, uint64_t len, uint64_t seed,
+                                                   unsigned wait_ms, struct err *e);
+
+/** @brief Write the contents of the file at path at off, in 1 MiB guest writes through
+ *  datastore_disk_write(). NOT_FOUND when path cannot be opened. */
+MUST_CHECK enum status datastore_disk_write_file(const struct platform_vm *vm, const char *disk,
+                                                 uint64_t off, const char *path, unsigned wait_ms,
+                                                 struct err *e);
+
+/** @brief Parse a size with an optional binary suffix (K, M, G, T; "1G" = 2^30).
+ *  @returns STATUS_INVALID on garbage or overflow. */
+MUST_CHECK enum status datastore_size_parse(const char *s, uint64_t *out, struct err *e);
+
+/** @brief Parse a --disk argument NAME=SIZE | NAME=SIZE:DIR | NAME=SIZE:raw | NAME=@IMAGE
+ *  into *d; the strings of *d point into the new string *storage (caller frees it after d
+ *  is no longer used). @returns STATUS_INVALID on a bad argument. */
+MUST_CHECK enum status datastore_disk_spec_parse(const char *arg, struct datastore_disk_spec *d,
+                                                 char **storage, struct err *e);
+
 /** @brief Snapshot every disk of vm at one point in time: all -ctk locks are taken, then
  *  each disk is reflink-cloned (ioctl FICLONE) or held by a <disk>.snaplock record, the
  *  change epoch of each -ctk is bumped, and the locks are dropped. The description is
