@@ -558,8 +558,7 @@ static enum status index_fs(const struct ext4index_source *src, struct ext4index
 		struct dir_item it = w.stack[--w.n_stack];
 
 		w.dir_path = it.path;
-		rc = ext2fs_dir_iterate2(w.fs, it.ino, DIRENT_FLAG_INCLUDE_INLINE_DATA, NULL,
-		                         on_dirent, &w);
+		rc = ext2fs_dir_iterate2(w.fs, it.ino, 0, NULL, on_dirent, &w);
 		free(it.path);
 		if (w.st != STATUS_OK) {
 			st = w.st;
