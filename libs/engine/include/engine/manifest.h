@@ -1,0 +1,79 @@
+/* manifest.h - restore point manifests: which chunk holds which bytes of each disk.
+ *
+ * Serialized in a compact little-endian binary form ("CMF1"), then sealed like a chunk
+ * (kind manifest, id = HMAC(id key, "cairn-manifest-v1:" || rp id)) so a manifest cannot be
+ * swapped for another restore point's. Entries of a disk are contiguous from offset 0 and
+ * cover exactly the disk size; the parser checks that. */
+#ifndef ENGINE_MANIFEST_H
+#define ENGINE_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "engine/chunk.h"
+#include "engine/repo.h"
+
+#define ENGINE_ENTRY_DATA 0
+#define ENGINE_ENTRY_ZERO 1
+
+/* disk flags */
+#define ENGINE_DISK_HAS_SHA256 0x1 /* sha256 is the SHA-256 of the whole image */
+#define ENGINE_DISK_CDC 0x2        /* chunked with FastCDC (stream), not fixed-size */
+
+struct engine_manifest_entry {
+	uint64_t offset;
+	uint32_t length;
+	uint8_t kind; /* ENGINE_ENTRY_DATA or ENGINE_ENTRY_ZERO (never stored) */
+	uint8_t id[ENGINE_ID_LEN];
+};
+
+struct engine_manifest_disk {
+	char *name;
+	uint64_t size;
+	uint32_t chunk_size; /* fixed chunk size, or FastCDC average */
+	uint32_t flags;
+	uint8_t sha256[32];
+	size_t n_entries;
+	struct engine_manifest_entry *entries;
+};
+
+struct engine_manifest {
+	char *rp_id;
+	char *parent_id; /* "" if none */
+	char *tenant;
+	char *source;       /* free text given by the caller (e.g. VM name) */
+	int64_t created;    /* unix seconds */
+	uint64_t bytes_new; /* sealed bytes this run added to the repository */
+	size_t n_disks;
+	struct engine_manifest_disk *disks;
+};
+
+/** @brief Free everything a manifest owns and the struct itself. NULL ok. */
+void engine_manifest_free(struct engine_manifest *m);
+
+/** @brief Borrowed disk by name or NULL. */
+const struct engine_manifest_disk *engine_manifest_disk_find(const struct engine_manifest *m,
+                                                             const char *name);
+
+/** @brief Serialize to a new buffer (caller frees). */
+uint8_t *engine_manifest_encode(const struct engine_manifest *m, size_t *n);
+/** @brief Parse and validate; @returns new manifest or NULL (STATUS_CORRUPT). */
+struct engine_manifest *engine_manifest_decode(const uint8_t *p, size_t n, struct err *e);
+
+/** @brief The manifest object id for rp_id (binds the sealed manifest to its name). */
+void engine_manifest_object_id(struct engine_codec *c, const char *rp_id,
+                               uint8_t id[ENGINE_ID_LEN]);
+
+/** @brief Encode, seal and write atomically (never replacing). @returns STATUS_CONFLICT if the
+ *  restore point exists. The caller must have made every chunk durable (engine_repo_sync). */
+enum status engine_manifest_save(struct engine_repo *r, struct engine_codec *c,
+                                 const struct engine_manifest *m, struct err *e) MUST_CHECK;
+
+/** @brief Read, authenticate and parse a restore point's manifest. @returns new manifest in
+ *  *out; STATUS_NOT_FOUND, STATUS_CORRUPT ("restore point X: manifest damaged ..."). */
+enum status engine_manifest_load(struct engine_repo *r, struct engine_codec *c, const char *rp_id,
+                                 struct engine_manifest **out, struct err *e) MUST_CHECK;
+
+#endif

@@ -1,0 +1,70 @@
+/* repo.h - a tenant's repository on the local file system.
+ *
+ * Layout: <root>/CAIRN-REPO (marker), <root>/<tenant>/chunks/ab/cd/<64 hex id>,
+ * <root>/<tenant>/manifests/<rp id>.mf, temp files beside their target (".tmp-*").
+ * Objects are written once: temp name, fdatasync, link() (fails if the name exists, so an
+ * existing chunk is never rewritten), unlink temp. Directories that received new entries
+ * are fsynced by engine_repo_sync() before a manifest is committed, and the manifests
+ * directory right after it. Only sealed (encrypted) bytes are ever written here. */
+#ifndef ENGINE_REPO_H
+#define ENGINE_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "engine/chunk.h"
+
+struct engine_repo;
+
+/** @brief Open the tenant's part of the repository at root. create=true makes root and the
+ *  tenant's directories if missing. @returns new repo (engine_repo_free) or NULL with e set
+ *  (STATUS_INVALID bad tenant id, STATUS_NOT_FOUND, STATUS_IO). */
+struct engine_repo *engine_repo_open(const char *root, const char *tenant, bool create,
+                                     struct err *e);
+/** @brief Close. NULL ok. */
+void engine_repo_free(struct engine_repo *r);
+
+/** @brief Borrowed tenant id / root path, valid until engine_repo_free. */
+const char *engine_repo_tenant(const struct engine_repo *r);
+const char *engine_repo_root(const struct engine_repo *r);
+
+/** @brief Path of a chunk's file: new string (caller frees). */
+char *engine_repo_chunk_path(const struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN]);
+
+/** @brief true if the chunk file exists. Thread-safe. */
+bool engine_repo_chunk_exists(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN]);
+
+/** @brief Store a sealed chunk once. *stored = false if it already existed (nothing written).
+ *  Thread-safe. @returns STATUS_IO on failure. */
+enum status engine_repo_chunk_put(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],
+                                  const void *sealed, size_t n, bool *stored,
+                                  struct err *e) MUST_CHECK;
+
+/** @brief Read a sealed chunk into buf (capacity cap). @returns STATUS_NOT_FOUND,
+ *  STATUS_CORRUPT if larger than cap (cannot be a valid chunk), STATUS_IO. Thread-safe. */
+enum status engine_repo_chunk_read(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],
+                                   void *buf, size_t cap, size_t *n, struct err *e) MUST_CHECK;
+
+/** @brief fsync every directory that received a new chunk since the last call.
+ *  Call before committing a manifest. */
+enum status engine_repo_sync(struct engine_repo *r, struct err *e) MUST_CHECK;
+
+/** @brief Write a sealed manifest once (fsync, link, fsync dir). @returns STATUS_CONFLICT if
+ *  a restore point with this id exists. */
+enum status engine_repo_manifest_put(struct engine_repo *r, const char *rp_id, const void *sealed,
+                                     size_t n, struct err *e) MUST_CHECK;
+/** @brief Read a sealed manifest (new buffer in *out, caller frees). STATUS_NOT_FOUND. */
+enum status engine_repo_manifest_read(struct engine_repo *r, const char *rp_id, uint8_t **out,
+                                      size_t *n, struct err *e) MUST_CHECK;
+/** @brief Restore point ids, sorted ascending (ids start with a UTC timestamp, so this is
+ *  chronological). *ids is a new array of new strings; free with engine_repo_ids_free. */
+enum status engine_repo_manifest_list(struct engine_repo *r, char ***ids, size_t *n,
+                                      struct err *e) MUST_CHECK;
+void engine_repo_ids_free(char **ids, size_t n);
+
+/** @brief true if s is a valid restore point id: 1..100 of [A-Za-z0-9_.-], no leading '.'. */
+bool engine_rp_id_valid(const char *s);
+
+#endif

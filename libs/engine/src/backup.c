@@ -1,0 +1,582 @@
+/* backup.c - the backup pipeline: reader -> workers -> collector, then manifest commit. */
+#define _GNU_SOURCE
+#include "engine/backup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "common/xalloc.h"
+#include "engine/chunk.h"
+#include "engine/fastcdc.h"
+#include "engine/manifest.h"
+
+#include "engine_internal.h"
+
+struct bitem {
+	size_t disk, idx;
+	uint64_t off;
+	uint32_t len;
+	uint8_t *buf; /* pool buffer with the plaintext; NULL for copied entries */
+	bool copy;    /* entry taken from the parent manifest */
+	struct engine_manifest_entry entry; /* result (or the parent's entry when copy) */
+	bool is_new, known;
+	uint64_t stored;
+};
+
+struct bdisk {
+	const struct engine_disk_source *src;
+	int fd;
+	uint64_t size;
+	const struct engine_manifest_disk *parent; /* usable parent disk for CT, or NULL */
+	bool has_sha;
+	EVP_MD_CTX *sha;
+	struct engine_manifest_entry *entries;
+	size_t n_entries, cap_entries;
+};
+
+struct bctx {
+	struct engine_repo *repo;
+	const struct engine_tenant_keys *keys;
+	const struct engine_backup_opts *o;
+	uint32_t cs;
+	int level;
+	struct bdisk *disks;
+	size_t n_disks;
+	struct engine_fastcdc cdc;
+	struct engine_queue work, done;
+	struct engine_pool pool;
+	size_t bufsize;
+	atomic_bool failed;
+	atomic_uint workers_left;
+	atomic_uint_fast64_t bytes_read;
+	pthread_mutex_t emu;
+	enum status first_st;
+	struct err first;
+};
+
+static bool cancelled(const struct bctx *b)
+{
+	return b->o->cancel != NULL && atomic_load(b->o->cancel);
+}
+
+static void fail(struct bctx *b, enum status st, const struct err *e)
+{
+	pthread_mutex_lock(&b->emu);
+	if (b->first_st == STATUS_OK) {
+		b->first_st = st;
+		if (e != NULL)
+			b->first = *e;
+		else
+			err_set(&b->first, st, "%s", status_str(st));
+	}
+	pthread_mutex_unlock(&b->emu);
+	atomic_store(&b->failed, true);
+}
+
+static bool stopping(struct bctx *b)
+{
+	return atomic_load(&b->failed) || cancelled(b);
+}
+
+void engine_rp_id_generate(char *out, size_t cap)
+{
+	struct tm tm;
+	time_t now = time(NULL);
+	uint8_t r[4];
+	char hex[9];
+
+	gmtime_r(&now, &tm);
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		memset(r, 0, sizeof(r)); /* uniqueness then rests on the timestamp */
+	engine_hex_encode(r, sizeof(r), hex);
+	snprintf(out, cap, "%04d%02d%02dT%02d%02d%02dZ-%s", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, hex);
+}
+
+/* ---- reader ---- */
+
+static bool push_item(struct bctx *b, struct bitem *it)
+{
+	if (!engine_queue_push(&b->work, it)) {
+		if (it->buf)
+			engine_pool_put(&b->pool, it->buf);
+		free(it);
+		return false;
+	}
+	return true;
+}
+
+static void read_fixed(struct bctx *b, size_t di)
+{
+	struct bdisk *d = &b->disks[di];
+	uint64_t n = (d->size + b->cs - 1) / b->cs;
+	struct err e;
+
+	for (uint64_t idx = 0; idx < n && !stopping(b); idx++) {
+		struct bitem *it = xcalloc(1, sizeof(*it));
+
+		it->disk = di;
+		it->idx = idx;
+		it->off = idx * b->cs;
+		it->len = (uint32_t)(d->size - it->off < b->cs ? d->size - it->off : b->cs);
+		if (d->parent != NULL && idx < d->parent->n_entries &&
+		    d->parent->entries[idx].offset == it->off &&
+		    d->parent->entries[idx].length == it->len &&
+		    !engine_extents_overlap(d->src->changed, it->off, it->len)) {
+			it->copy = true;
+			it->entry = d->parent->entries[idx];
+		} else {
+			it->buf = engine_pool_get(&b->pool);
+			long long r = engine_fs_pread_full(d->fd, it->buf, it->len, it->off);
+
+			if (r != (long long)it->len) {
+				err_set(&e, STATUS_IO, "read %s at %llu: %s", d->src->path,
+				        (unsigned long long)it->off,
+				        r < 0 ? strerror(errno) : "short read (image shrank?)");
+				fail(b, STATUS_IO, &e);
+				engine_pool_put(&b->pool, it->buf);
+				free(it);
+				return;
+			}
+			atomic_fetch_add(&b->bytes_read, it->len);
+			if (d->has_sha)
+				EVP_DigestUpdate(d->sha, it->buf, it->len);
+		}
+		if (!push_item(b, it))
+			return;
+	}
+}
+
+static void read_cdc(struct bctx *b, size_t di)
+{
+	struct bdisk *d = &b->disks[di];
+	size_t wcap = 2 * (size_t)b->cdc.max;
+	uint8_t *w = xmalloc(wcap);
+	size_t pos = 0, avail = 0, idx = 0;
+	uint64_t off = 0, rdoff = 0;
+	bool eof = false;
+	struct err e;
+
+	while (!stopping(b)) {
+		if (avail < b->cdc.max && !eof) {
+			memmove(w, w + pos, avail);
+			pos = 0;
+			long long r = engine_fs_pread_full(d->fd, w + avail, wcap - avail, rdoff);
+
+			if (r < 0) {
+				err_set(&e, STATUS_IO, "read %s: %s", d->src->path,
+				        strerror(errno));
+				fail(b, STATUS_IO, &e);
+				break;
+			}
+			if ((size_t)r < wcap - avail)
+				eof = true;
+			if (d->has_sha)
+				EVP_DigestUpdate(d->sha, w + avail, (size_t)r);
+			atomic_fetch_add(&b->bytes_read, (uint64_t)r);
+			avail += (size_t)r;
+			rdoff += (uint64_t)r;
+		}
+		if (avail == 0)
+			break;
+		size_t cut = engine_fastcdc_cut(&b->cdc, w + pos, avail);
+		struct bitem *it = xcalloc(1, sizeof(*it));
+
+		it->disk = di;
+		it->idx = idx++;
+		it->off = off;
+		it->len = (uint32_t)cut;
+		it->buf = engine_pool_get(&b->pool);
+		memcpy(it->buf, w + pos, cut);
+		pos += cut;
+		avail -= cut;
+		off += cut;
+		if (!push_item(b, it))
+			break;
+	}
+	if (!stopping(b) && off != d->size) {
+		err_set(&e, STATUS_IO, "%s: size changed during backup", d->src->path);
+		fail(b, STATUS_IO, &e);
+	}
+	free(w);
+}
+
+static void *reader_main(void *arg)
+{
+	struct bctx *b = arg;
+
+	for (size_t di = 0; di < b->n_disks && !stopping(b); di++) {
+		if (b->o->cdc)
+			read_cdc(b, di);
+		else
+			read_fixed(b, di);
+	}
+	engine_queue_close(&b->work);
+	return NULL;
+}
+
+/* ---- workers ---- */
+
+static void *worker_main(void *arg)
+{
+	struct bctx *b = arg;
+	struct engine_codec *c = engine_codec_new(b->keys, b->level, !b->o->no_compress);
+	uint8_t *sealed = xmalloc(engine_sealed_bound(b->bufsize));
+	struct bitem *it;
+	struct err e;
+
+	while ((it = engine_queue_pop(&b->work)) != NULL) {
+		if (!it->copy && !stopping(b)) {
+			it->entry.offset = it->off;
+			it->entry.length = it->len;
+			if (engine_is_zero(it->buf, it->len)) {
+				it->entry.kind = ENGINE_ENTRY_ZERO;
+			} else {
+				it->entry.kind = ENGINE_ENTRY_DATA;
+				engine_codec_id(c, it->buf, it->len, it->entry.id);
+				if (engine_repo_chunk_exists(b->repo, it->entry.id)) {
+					it->known = true;
+				} else {
+					size_t sl = 0;
+					enum status st = engine_codec_seal(
+					        c, ENGINE_KIND_CHUNK, it->entry.id, it->buf,
+					        it->len, sealed, &sl, &e);
+
+					if (st == STATUS_OK)
+						st = engine_repo_chunk_put(b->repo, it->entry.id,
+						                           sealed, sl, &it->is_new,
+						                           &e);
+					if (st != STATUS_OK)
+						fail(b, st, &e);
+					if (it->is_new)
+						it->stored = sl;
+					else
+						it->known = true;
+				}
+			}
+		}
+		if (it->buf) {
+			engine_pool_put(&b->pool, it->buf);
+			it->buf = NULL;
+		}
+		if (!engine_queue_push(&b->done, it))
+			free(it);
+	}
+	if (atomic_fetch_sub(&b->workers_left, 1) == 1)
+		engine_queue_close(&b->done);
+	free(sealed);
+	engine_codec_free(c);
+	return NULL;
+}
+
+/* ---- setup and collector ---- */
+
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 2 : (unsigned)n + 1;
+}
+
+static enum status open_disks(struct bctx *b, const struct engine_disk_source *src, size_t n,
+                              const struct engine_manifest *parent, struct err *e)
+{
+	b->disks = xcalloc(n ? n : 1, sizeof(*b->disks));
+	b->n_disks = n;
+	for (size_t i = 0; i < n; i++)
+		b->disks[i].fd = -1;
+	for (size_t i = 0; i < n; i++) {
+		struct bdisk *d = &b->disks[i];
+		struct stat sb;
+
+		d->src = &src[i];
+		if (src[i].name == NULL || src[i].name[0] == '\0' || strlen(src[i].name) > 4096)
+			return err_set(e, STATUS_INVALID, "disk %zu: bad name", i);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(src[j].name, src[i].name) == 0)
+				return err_set(e, STATUS_INVALID, "disk %s given twice",
+				               src[i].name);
+		d->fd = open(src[i].path, O_RDONLY | O_CLOEXEC);
+		if (d->fd < 0)
+			return err_set(e, errno == ENOENT ? STATUS_NOT_FOUND : STATUS_IO,
+			               "disk %s: open %s: %s", src[i].name, src[i].path,
+			               strerror(errno));
+		if (fstat(d->fd, &sb) != 0)
+			return err_set(e, STATUS_IO, "stat %s: %s", src[i].path, strerror(errno));
+		if (S_ISREG(sb.st_mode)) {
+			d->size = (uint64_t)sb.st_size;
+		} else {
+			off_t end = lseek(d->fd, 0, SEEK_END);
+
+			if (end < 0)
+				return err_set(e, STATUS_INVALID, "disk %s: cannot size %s",
+				               src[i].name, src[i].path);
+			d->size = (uint64_t)end;
+		}
+		posix_fadvise(d->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		d->has_sha = true;
+		if (parent != NULL && src[i].changed != NULL && !b->o->cdc) {
+			const struct engine_manifest_disk *pd =
+			        engine_manifest_disk_find(parent, src[i].name);
+
+			if (!src[i].changed->normalized)
+				return err_set(e, STATUS_INVALID,
+				               "disk %s: change list not normalized", src[i].name);
+			/* Reuse only a parent chunked the same way; otherwise read it all. */
+			if (pd != NULL && !(pd->flags & ENGINE_DISK_CDC) &&
+			    pd->chunk_size == b->cs) {
+				d->parent = pd;
+				d->has_sha = false; /* unread parts cannot be hashed */
+			}
+		}
+		d->sha = EVP_MD_CTX_new();
+		if (d->sha == NULL || EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL) != 1)
+			return err_set(e, STATUS_INTERNAL, "SHA-256 init failed");
+		if (!b->o->cdc) {
+			d->cap_entries = (size_t)((d->size + b->cs - 1) / b->cs);
+			d->entries =
+			        xcalloc(d->cap_entries ? d->cap_entries : 1, sizeof(*d->entries));
+			d->n_entries = d->cap_entries;
+		}
+	}
+	return STATUS_OK;
+}
+
+static void close_disks(struct bctx *b)
+{
+	for (size_t i = 0; i < b->n_disks; i++) {
+		if (b->disks[i].fd >= 0)
+			close(b->disks[i].fd);
+		EVP_MD_CTX_free(b->disks[i].sha);
+		free(b->disks[i].entries);
+	}
+	free(b->disks);
+}
+
+static void collect(struct bctx *b, struct bitem *it, struct engine_backup_result *res)
+{
+	struct bdisk *d = &b->disks[it->disk];
+
+	if (it->idx >= d->cap_entries) {
+		size_t ncap = d->cap_entries ? d->cap_entries * 2 : 256;
+
+		while (ncap <= it->idx)
+			ncap *= 2;
+		d->entries = xrealloc(d->entries, ncap * sizeof(*d->entries));
+		memset(d->entries + d->cap_entries, 0,
+		       (ncap - d->cap_entries) * sizeof(*d->entries));
+		d->cap_entries = ncap;
+	}
+	if (it->idx + 1 > d->n_entries)
+		d->n_entries = it->idx + 1;
+	d->entries[it->idx] = it->entry;
+	res->chunks_total++;
+	if (it->copy)
+		res->chunks_parent++;
+	else if (it->entry.kind == ENGINE_ENTRY_ZERO)
+		res->chunks_zero++;
+	else if (it->is_new)
+		res->chunks_new++;
+	else
+		res->chunks_known++;
+	res->bytes_stored += it->stored;
+}
+
+static void report(struct bctx *b, const struct engine_backup_result *res, uint64_t done, double t0)
+{
+	struct engine_progress p;
+
+	if (b->o->progress == NULL)
+		return;
+	p.bytes_total = res->bytes_total;
+	p.bytes_done = done;
+	p.bytes_read = atomic_load(&b->bytes_read);
+	p.bytes_stored = res->bytes_stored;
+	p.elapsed = engine_now() - t0;
+	p.percent = res->bytes_total ? 100.0 * (double)done / (double)res->bytes_total : 100.0;
+	p.speed = p.elapsed > 0 ? (double)done / p.elapsed : 0;
+	b->o->progress(&p, b->o->progress_ud);
+}
+
+static enum status commit(struct bctx *b, struct engine_codec *c, const char *rp_id,
+                          const struct engine_backup_result *res, struct err *e)
+{
+	struct engine_manifest m = { 0 };
+	enum status st;
+
+	m.rp_id = (char *)rp_id;
+	m.parent_id = (char *)(b->o->parent_rp ? b->o->parent_rp : "");
+	m.tenant = (char *)engine_repo_tenant(b->repo);
+	m.source = (char *)(b->o->source ? b->o->source : "");
+	m.created = (int64_t)time(NULL);
+	m.bytes_new = res->bytes_stored;
+	m.n_disks = b->n_disks;
+	m.disks = xcalloc(b->n_disks ? b->n_disks : 1, sizeof(*m.disks));
+	for (size_t i = 0; i < b->n_disks; i++) {
+		struct bdisk *d = &b->disks[i];
+		struct engine_manifest_disk *md = &m.disks[i];
+		unsigned int len = 0;
+
+		md->name = (char *)d->src->name;
+		md->size = d->size;
+		md->chunk_size = b->o->cdc ? b->cdc.avg : b->cs;
+		md->flags = b->o->cdc ? ENGINE_DISK_CDC : 0;
+		if (d->has_sha && EVP_DigestFinal_ex(d->sha, md->sha256, &len) == 1)
+			md->flags |= ENGINE_DISK_HAS_SHA256;
+		md->n_entries = d->n_entries;
+		md->entries = d->entries;
+	}
+	/* Every chunk file was fdatasync'ed; make their directory entries durable too before
+	 * the manifest that references them can appear. */
+	st = engine_repo_sync(b->repo, e);
+	if (st == STATUS_OK)
+		st = engine_manifest_save(b->repo, c, &m, e);
+	free(m.disks);
+	return st;
+}
+
+enum status engine_backup_run(struct engine_repo *repo, const struct engine_tenant_keys *keys,
+                              const struct engine_disk_source *disks, size_t n_disks,
+                              const struct engine_backup_opts *o, struct engine_backup_result *res,
+                              struct err *e)
+{
+	struct bctx b;
+	struct engine_manifest *parent = NULL;
+	struct engine_codec *c;
+	pthread_t reader, *workers = NULL;
+	unsigned nw, started = 0;
+	double t0 = engine_now(), last = t0;
+	uint64_t done_bytes = 0;
+	enum status st = STATUS_OK;
+	char rp_id[ENGINE_RP_ID_MAX];
+	struct bitem *it;
+	bool reader_started = false;
+
+	memset(res, 0, sizeof(*res));
+	memset(&b, 0, sizeof(b));
+	b.repo = repo;
+	b.keys = keys;
+	b.o = o;
+	b.cs = o->chunk_size ? o->chunk_size : ENGINE_CHUNK_SIZE_DEFAULT;
+	b.level = o->zstd_level_set ? o->zstd_level : ENGINE_ZSTD_LEVEL_DEFAULT;
+	pthread_mutex_init(&b.emu, NULL);
+	c = engine_codec_new(keys, b.level, !o->no_compress);
+
+	if (b.cs % 4096 != 0 || b.cs > ENGINE_CHUNK_MAX || b.cs == 0) {
+		st = err_set(e, STATUS_INVALID, "chunk size must be a multiple of 4096, <= 8 MiB");
+		goto out;
+	}
+	if (b.level < -50 || b.level > 19) {
+		st = err_set(e, STATUS_INVALID, "zstd level must be -50..19");
+		goto out;
+	}
+	if (o->rp_id != NULL) {
+		if (!engine_rp_id_valid(o->rp_id)) {
+			st = err_set(e, STATUS_INVALID, "invalid restore point id");
+			goto out;
+		}
+		snprintf(rp_id, sizeof(rp_id), "%s", o->rp_id);
+	} else {
+		engine_rp_id_generate(rp_id, sizeof(rp_id));
+	}
+	snprintf(res->rp_id, sizeof(res->rp_id), "%s", rp_id);
+	if (o->cdc && engine_fastcdc_init(&b.cdc, ENGINE_CDC_MIN_DEFAULT, ENGINE_CDC_AVG_DEFAULT,
+	                                  ENGINE_CDC_MAX_DEFAULT, e) != STATUS_OK) {
+		st = STATUS_INTERNAL;
+		goto out;
+	}
+	if (o->parent_rp != NULL) {
+		st = engine_manifest_load(repo, c, o->parent_rp, &parent, e);
+		if (st != STATUS_OK)
+			goto out;
+	}
+	st = open_disks(&b, disks, n_disks, parent, e);
+	if (st != STATUS_OK)
+		goto out_disks;
+	for (size_t i = 0; i < b.n_disks; i++)
+		res->bytes_total += b.disks[i].size;
+
+	nw = o->threads ? o->threads : default_threads();
+	if (nw > 64)
+		nw = 64;
+	b.bufsize = o->cdc ? b.cdc.max : b.cs;
+	engine_pool_init(&b.pool, 2 * (size_t)nw + 2, b.bufsize);
+	engine_queue_init(&b.work, 2 * (size_t)nw);
+	engine_queue_init(&b.done, 4 * (size_t)nw);
+	atomic_store(&b.workers_left, nw);
+	workers = xcalloc(nw, sizeof(*workers));
+	for (started = 0; started < nw; started++)
+		if (pthread_create(&workers[started], NULL, worker_main, &b) != 0)
+			break;
+	if (started < nw) {
+		/* Account for the workers that never ran so the done queue still closes. */
+		if (atomic_fetch_sub(&b.workers_left, nw - started) == nw - started)
+			engine_queue_close(&b.done);
+		if (started == 0) {
+			engine_queue_close(&b.work);
+			st = err_set(e, STATUS_INTERNAL, "cannot start worker threads");
+			goto out_pipeline;
+		}
+	}
+	if (pthread_create(&reader, NULL, reader_main, &b) != 0) {
+		engine_queue_close(&b.work);
+		fail(&b, STATUS_INTERNAL, NULL);
+	} else {
+		reader_started = true;
+	}
+
+	while ((it = engine_queue_pop(&b.done)) != NULL) {
+		collect(&b, it, res);
+		done_bytes += it->len;
+		free(it);
+		double now = engine_now();
+		if (now - last >= 1.0) {
+			last = now;
+			report(&b, res, done_bytes, t0);
+		}
+	}
+out_pipeline:
+	if (reader_started)
+		pthread_join(reader, NULL);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
+	free(workers);
+	engine_queue_cleanup(&b.work);
+	engine_queue_cleanup(&b.done);
+	engine_pool_cleanup(&b.pool);
+	res->bytes_read = atomic_load(&b.bytes_read);
+	if (st != STATUS_OK)
+		goto out_disks;
+	if (cancelled(&b)) {
+		res->cancelled = true;
+		st = err_set(e, STATUS_UNAVAILABLE, "backup cancelled; no restore point written");
+		goto out_disks;
+	}
+	if (b.first_st != STATUS_OK) {
+		st = b.first_st;
+		if (e != NULL)
+			*e = b.first;
+		goto out_disks;
+	}
+	report(&b, res, done_bytes, t0);
+	st = commit(&b, c, rp_id, res, e);
+out_disks:
+	close_disks(&b);
+	engine_manifest_free(parent);
+out:
+	engine_codec_free(c);
+	pthread_mutex_destroy(&b.emu);
+	res->seconds = engine_now() - t0;
+	return st;
+}

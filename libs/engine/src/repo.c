@@ -1,0 +1,366 @@
+/* repo.c - local file system repository: write-once chunks and manifests. */
+#define _GNU_SOURCE
+#include "engine/repo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include "common/xalloc.h"
+#include "engine/keys.h"
+
+#include "engine_internal.h"
+
+#define MARKER "CAIRN-REPO"
+#define MANIFEST_MAX (1u << 30)
+
+struct engine_repo {
+	char *root;
+	char *tenant;
+	char *base;      /* root/tenant */
+	char *chunks;    /* base/chunks */
+	char *manifests; /* base/manifests */
+	pthread_mutex_t mu;
+	uint8_t dirty_l1[256 / 8];   /* chunks/ab needs fsync */
+	uint8_t dirty_l2[65536 / 8]; /* chunks/ab/cd needs fsync */
+	uint8_t known_l2[65536 / 8]; /* chunks/ab/cd exists */
+	bool dirty_chunks;           /* chunks/ itself */
+};
+
+bool engine_rp_id_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 100 || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+struct engine_repo *engine_repo_open(const char *root, const char *tenant, bool create,
+                                     struct err *e)
+{
+	struct engine_repo *r;
+	char *marker;
+	struct stat sb;
+
+	if (!engine_tenant_id_valid(tenant)) {
+		err_set(e, STATUS_INVALID, "invalid tenant id");
+		return NULL;
+	}
+	marker = xasprintf("%s/%s", root, MARKER);
+	if (stat(marker, &sb) != 0) {
+		static const char text[] = "cairn repository v1\n";
+
+		if (!create) {
+			err_set(e, STATUS_NOT_FOUND, "%s is not a cairn repository", root);
+			free(marker);
+			return NULL;
+		}
+		if (engine_fs_mkdirs(root, 0700, e) != STATUS_OK) {
+			free(marker);
+			return NULL;
+		}
+		enum status st =
+		        engine_fs_write_once(root, MARKER, text, sizeof(text) - 1, true, e);
+		if (st != STATUS_OK && st != STATUS_CONFLICT) {
+			free(marker);
+			return NULL;
+		}
+	}
+	free(marker);
+	r = xcalloc(1, sizeof(*r));
+	r->root = xstrdup(root);
+	r->tenant = xstrdup(tenant);
+	r->base = xasprintf("%s/%s", root, tenant);
+	r->chunks = xasprintf("%s/chunks", r->base);
+	r->manifests = xasprintf("%s/manifests", r->base);
+	pthread_mutex_init(&r->mu, NULL);
+	if (stat(r->base, &sb) != 0) {
+		if (!create) {
+			err_set(e, STATUS_NOT_FOUND, "tenant %s has no repository under %s", tenant,
+			        root);
+			engine_repo_free(r);
+			return NULL;
+		}
+		if (engine_fs_mkdirs(r->chunks, 0700, e) != STATUS_OK ||
+		    engine_fs_mkdirs(r->manifests, 0700, e) != STATUS_OK ||
+		    engine_fs_sync_dir(r->base, e) != STATUS_OK ||
+		    engine_fs_sync_dir(root, e) != STATUS_OK) {
+			engine_repo_free(r);
+			return NULL;
+		}
+	}
+	return r;
+}
+
+void engine_repo_free(struct engine_repo *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_destroy(&r->mu);
+	free(r->root);
+	free(r->tenant);
+	free(r->base);
+	free(r->chunks);
+	free(r->manifests);
+	free(r);
+}
+
+const char *engine_repo_tenant(const struct engine_repo *r)
+{
+	return r->tenant;
+}
+
+const char *engine_repo_root(const struct engine_repo *r)
+{
+	return r->root;
+}
+
+char *engine_repo_chunk_path(const struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN])
+{
+	char hex[2 * ENGINE_ID_LEN + 1];
+
+	engine_hex_encode(id, ENGINE_ID_LEN, hex);
+	return xasprintf("%s/%.2s/%.2s/%s", r->chunks, hex, hex + 2, hex);
+}
+
+bool engine_repo_chunk_exists(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN])
+{
+	char *p = engine_repo_chunk_path(r, id);
+	struct stat sb;
+	bool ok = stat(p, &sb) == 0;
+
+	free(p);
+	return ok;
+}
+
+#define BIT_GET(a, i) (((a)[(i) >> 3] >> ((i)&7)) & 1)
+#define BIT_SET(a, i) ((a)[(i) >> 3] |= (uint8_t)(1u << ((i)&7)))
+
+/* Make chunks/ab/cd, remembering which directories got new entries. */
+static enum status ensure_dirs(struct engine_repo *r, const uint8_t *id, const char *dir2,
+                               struct err *e)
+{
+	unsigned l1 = id[0], l2 = (unsigned)id[0] << 8 | id[1];
+	bool known;
+
+	pthread_mutex_lock(&r->mu);
+	known = BIT_GET(r->known_l2, l2);
+	pthread_mutex_unlock(&r->mu);
+	if (known)
+		return STATUS_OK;
+	char *dir1 = xstrndup(dir2, strlen(dir2) - 3);
+	if (mkdir(dir1, 0700) == 0) {
+		pthread_mutex_lock(&r->mu);
+		r->dirty_chunks = true;
+		pthread_mutex_unlock(&r->mu);
+	} else if (errno != EEXIST) {
+		enum status st = err_set(e, STATUS_IO, "mkdir %s: %s", dir1, strerror(errno));
+
+		free(dir1);
+		return st;
+	}
+	free(dir1);
+	if (mkdir(dir2, 0700) == 0) {
+		pthread_mutex_lock(&r->mu);
+		BIT_SET(r->dirty_l1, l1);
+		pthread_mutex_unlock(&r->mu);
+	} else if (errno != EEXIST) {
+		return err_set(e, STATUS_IO, "mkdir %s: %s", dir2, strerror(errno));
+	}
+	pthread_mutex_lock(&r->mu);
+	BIT_SET(r->known_l2, l2);
+	pthread_mutex_unlock(&r->mu);
+	return STATUS_OK;
+}
+
+enum status engine_repo_chunk_put(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],
+                                  const void *sealed, size_t n, bool *stored, struct err *e)
+{
+	char hex[2 * ENGINE_ID_LEN + 1];
+	char *dir2;
+	enum status st;
+
+	*stored = false;
+	engine_hex_encode(id, ENGINE_ID_LEN, hex);
+	dir2 = xasprintf("%s/%.2s/%.2s", r->chunks, hex, hex + 2);
+	st = ensure_dirs(r, id, dir2, e);
+	if (st == STATUS_OK) {
+		st = engine_fs_write_once(dir2, hex, sealed, n, false, e);
+		if (st == STATUS_CONFLICT) {
+			st = STATUS_OK; /* someone stored it first: never rewrite */
+			err_clear(e);
+		} else if (st == STATUS_OK) {
+			unsigned l2 = (unsigned)id[0] << 8 | id[1];
+
+			*stored = true;
+			pthread_mutex_lock(&r->mu);
+			BIT_SET(r->dirty_l2, l2);
+			pthread_mutex_unlock(&r->mu);
+		}
+	}
+	free(dir2);
+	return st;
+}
+
+enum status engine_repo_chunk_read(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],
+                                   void *buf, size_t cap, size_t *n, struct err *e)
+{
+	char *p = engine_repo_chunk_path(r, id);
+	enum status st = STATUS_OK;
+	struct stat sb;
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+
+	*n = 0;
+	if (fd < 0) {
+		st = errno == ENOENT ? err_set(e, STATUS_NOT_FOUND, "chunk missing")
+		                     : err_set(e, STATUS_IO, "open chunk: %s", strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) != 0) {
+		st = err_set(e, STATUS_IO, "stat chunk: %s", strerror(errno));
+		goto out_close;
+	}
+	if ((uint64_t)sb.st_size > cap) {
+		st = err_set(e, STATUS_CORRUPT, "chunk file too large (%lld bytes)",
+		             (long long)sb.st_size);
+		goto out_close;
+	}
+	long long got = engine_fs_pread_full(fd, buf, (size_t)sb.st_size, 0);
+	if (got < 0) {
+		st = err_set(e, STATUS_IO, "read chunk: %s", strerror(errno));
+		goto out_close;
+	}
+	*n = (size_t)got;
+out_close:
+	close(fd);
+out:
+	free(p);
+	return st;
+}
+
+enum status engine_repo_sync(struct engine_repo *r, struct err *e)
+{
+	enum status st = STATUS_OK;
+	uint8_t l1[sizeof(r->dirty_l1)];
+	uint8_t *l2 = xmalloc(sizeof(r->dirty_l2));
+	bool top;
+
+	pthread_mutex_lock(&r->mu);
+	memcpy(l1, r->dirty_l1, sizeof(l1));
+	memcpy(l2, r->dirty_l2, sizeof(r->dirty_l2));
+	top = r->dirty_chunks;
+	memset(r->dirty_l1, 0, sizeof(r->dirty_l1));
+	memset(r->dirty_l2, 0, sizeof(r->dirty_l2));
+	r->dirty_chunks = false;
+	pthread_mutex_unlock(&r->mu);
+	/* Leaves first, then parents, so a synced parent never names an unsynced child. */
+	for (unsigned i = 0; i < 65536 && st == STATUS_OK; i++) {
+		if (!BIT_GET(l2, i))
+			continue;
+		char *d = xasprintf("%s/%02x/%02x", r->chunks, i >> 8, i & 255);
+		st = engine_fs_sync_dir(d, e);
+		free(d);
+	}
+	for (unsigned i = 0; i < 256 && st == STATUS_OK; i++) {
+		if (!BIT_GET(l1, i))
+			continue;
+		char *d = xasprintf("%s/%02x", r->chunks, i);
+		st = engine_fs_sync_dir(d, e);
+		free(d);
+	}
+	if (st == STATUS_OK && top)
+		st = engine_fs_sync_dir(r->chunks, e);
+	free(l2);
+	return st;
+}
+
+enum status engine_repo_manifest_put(struct engine_repo *r, const char *rp_id, const void *sealed,
+                                     size_t n, struct err *e)
+{
+	char *name;
+	enum status st;
+
+	if (!engine_rp_id_valid(rp_id))
+		return err_set(e, STATUS_INVALID, "invalid restore point id");
+	name = xasprintf("%s.mf", rp_id);
+	st = engine_fs_write_once(r->manifests, name, sealed, n, true, e);
+	if (st == STATUS_CONFLICT)
+		err_set(e, STATUS_CONFLICT, "restore point %s already exists", rp_id);
+	free(name);
+	return st;
+}
+
+enum status engine_repo_manifest_read(struct engine_repo *r, const char *rp_id, uint8_t **out,
+                                      size_t *n, struct err *e)
+{
+	char *p;
+	enum status st;
+
+	if (!engine_rp_id_valid(rp_id))
+		return err_set(e, STATUS_INVALID, "invalid restore point id");
+	p = xasprintf("%s/%s.mf", r->manifests, rp_id);
+	st = engine_fs_read_all(p, MANIFEST_MAX, out, n, e);
+	if (st == STATUS_NOT_FOUND)
+		err_set(e, STATUS_NOT_FOUND, "restore point %s not found", rp_id);
+	else if (st == STATUS_TOO_LARGE)
+		st = err_set(e, STATUS_CORRUPT, "restore point %s: manifest too large", rp_id);
+	free(p);
+	return st;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum status engine_repo_manifest_list(struct engine_repo *r, char ***ids, size_t *n, struct err *e)
+{
+	DIR *d = opendir(r->manifests);
+	struct dirent *de;
+	char **v = NULL;
+	size_t cnt = 0, cap = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if (d == NULL)
+		return err_set(e, STATUS_IO, "open %s: %s", r->manifests, strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len < 4 || strcmp(de->d_name + len - 3, ".mf") != 0)
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		v[cnt++] = xstrndup(de->d_name, len - 3);
+	}
+	closedir(d);
+	if (cnt > 1)
+		qsort(v, cnt, sizeof(*v), cmp_str);
+	*ids = v;
+	*n = cnt;
+	return STATUS_OK;
+}
+
+void engine_repo_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}

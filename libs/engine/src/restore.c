@@ -1,0 +1,584 @@
+/* restore.c - restore a disk byte-exact, verify a restore point. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+
+#include "common/xalloc.h"
+#include "engine/backup.h"
+#include "engine/chunk.h"
+#include "engine/manifest.h"
+
+#include "engine_internal.h"
+
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 2 : (unsigned)n + 1;
+}
+
+static bool is_cancelled(const atomic_bool *c)
+{
+	return c != NULL && atomic_load(c);
+}
+
+/* Read, authenticate, decompress and check one chunk into out (cap = entry length). */
+static enum status fetch_chunk(struct engine_repo *repo, struct engine_codec *c,
+                               const struct engine_manifest_entry *en, uint8_t *sealed,
+                               size_t sealed_cap, uint8_t *out, struct err *e)
+{
+	size_t n = 0, plen = 0;
+	enum status st = engine_repo_chunk_read(repo, en->id, sealed, sealed_cap, &n, e);
+
+	if (st != STATUS_OK)
+		return st;
+	st = engine_codec_open(c, ENGINE_KIND_CHUNK, en->id, sealed, n, out, en->length, &plen, e);
+	if (st == STATUS_OK && plen != en->length)
+		st = err_set(e, STATUS_CORRUPT, "length %zu, manifest says %u", plen, en->length);
+	return st;
+}
+
+static void chunk_error(struct err *e, enum status st, const char *rp_id,
+                        const struct engine_manifest_entry *en)
+{
+	char hex[2 * ENGINE_ID_LEN + 1];
+	char why[128];
+
+	engine_hex_encode(en->id, ENGINE_ID_LEN, hex);
+	snprintf(why, sizeof(why), "%.120s", e ? e->msg : "");
+	err_set(e, st, "restore point %s: chunk %s %s (%s)", rp_id, hex,
+	        st == STATUS_NOT_FOUND ? "missing" : "corrupt", why);
+}
+
+/* ---- restore ---- */
+
+struct ritem {
+	size_t idx;
+	uint8_t *buf; /* plaintext (pool) for data entries; NULL for zero entries */
+};
+
+struct rctx {
+	struct engine_repo *repo;
+	const struct engine_tenant_keys *keys;
+	const struct engine_restore_opts *o;
+	const char *rp_id;
+	const struct engine_manifest_disk *d;
+	int fd;
+	size_t maxlen;
+	struct engine_queue work, done;
+	struct engine_pool pool;
+	atomic_bool failed;
+	atomic_uint workers_left;
+	atomic_uint_fast64_t bytes_written;
+	pthread_mutex_t emu;
+	enum status first_st;
+	struct err first;
+};
+
+static void rfail(struct rctx *r, enum status st, const struct err *e)
+{
+	pthread_mutex_lock(&r->emu);
+	if (r->first_st == STATUS_OK) {
+		r->first_st = st;
+		r->first = *e;
+	}
+	pthread_mutex_unlock(&r->emu);
+	atomic_store(&r->failed, true);
+}
+
+static bool rstop(struct rctx *r)
+{
+	return atomic_load(&r->failed) || is_cancelled(r->o->cancel);
+}
+
+static void *rdispatch_main(void *arg)
+{
+	struct rctx *r = arg;
+
+	for (size_t i = 0; i < r->d->n_entries && !rstop(r); i++) {
+		struct ritem *it = xcalloc(1, sizeof(*it));
+
+		it->idx = i;
+		/* Buffers are taken in entry order, so the in-order collector can always make
+		 * progress: the oldest outstanding entry always holds a buffer. */
+		if (r->d->entries[i].kind == ENGINE_ENTRY_DATA)
+			it->buf = engine_pool_get(&r->pool);
+		if (!engine_queue_push(&r->work, it)) {
+			if (it->buf)
+				engine_pool_put(&r->pool, it->buf);
+			free(it);
+			break;
+		}
+	}
+	engine_queue_close(&r->work);
+	return NULL;
+}
+
+static void *rworker_main(void *arg)
+{
+	struct rctx *r = arg;
+	struct engine_codec *c = engine_codec_new(r->keys, 0, false);
+	size_t scap = engine_sealed_bound(r->maxlen);
+	uint8_t *sealed = xmalloc(scap);
+	struct ritem *it;
+	struct err e;
+
+	while ((it = engine_queue_pop(&r->work)) != NULL) {
+		const struct engine_manifest_entry *en = &r->d->entries[it->idx];
+
+		if (it->buf != NULL && !rstop(r)) {
+			enum status st = fetch_chunk(r->repo, c, en, sealed, scap, it->buf, &e);
+
+			if (st != STATUS_OK) {
+				chunk_error(&e, st, r->rp_id, en);
+				rfail(r, st, &e);
+			} else if (engine_fs_pwrite_full(r->fd, it->buf, en->length, en->offset) <
+			           0) {
+				err_set(&e, STATUS_IO, "write output: %s", strerror(errno));
+				rfail(r, STATUS_IO, &e);
+			} else {
+				atomic_fetch_add(&r->bytes_written, en->length);
+			}
+		}
+		if (!engine_queue_push(&r->done, it)) {
+			if (it->buf)
+				engine_pool_put(&r->pool, it->buf);
+			free(it);
+		}
+	}
+	if (atomic_fetch_sub(&r->workers_left, 1) == 1)
+		engine_queue_close(&r->done);
+	free(sealed);
+	engine_codec_free(c);
+	return NULL;
+}
+
+static void rreport(const struct rctx *r, uint64_t done, double t0)
+{
+	struct engine_progress p;
+
+	if (r->o->progress == NULL)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.bytes_total = r->d->size;
+	p.bytes_done = done;
+	p.bytes_read = done;
+	p.elapsed = engine_now() - t0;
+	p.percent = r->d->size ? 100.0 * (double)done / (double)r->d->size : 100.0;
+	p.speed = p.elapsed > 0 ? (double)done / p.elapsed : 0;
+	r->o->progress(&p, r->o->progress_ud);
+}
+
+/* Open the output: a temp file beside a regular-file target, or the device itself. */
+static enum status open_output(const char *out_path, uint64_t size, int *fd, char **tmp,
+                               struct err *e)
+{
+	struct stat sb;
+
+	*tmp = NULL;
+	if (stat(out_path, &sb) == 0 && (S_ISBLK(sb.st_mode) || S_ISCHR(sb.st_mode))) {
+		*fd = open(out_path, O_WRONLY | O_CLOEXEC);
+		if (*fd < 0)
+			return err_set(e, STATUS_IO, "open %s: %s", out_path, strerror(errno));
+		return STATUS_OK;
+	}
+	*tmp = xasprintf("%s.cairn-tmp-XXXXXX", out_path);
+	*fd = mkostemp(*tmp, O_CLOEXEC);
+	if (*fd < 0) {
+		enum status st = err_set(e, STATUS_IO, "create %s: %s", *tmp, strerror(errno));
+
+		free(*tmp);
+		*tmp = NULL;
+		return st;
+	}
+	if (ftruncate(*fd, (off_t)size) != 0) {
+		enum status st = err_set(e, STATUS_IO, "truncate %s: %s", *tmp, strerror(errno));
+
+		close(*fd);
+		unlink(*tmp);
+		free(*tmp);
+		*tmp = NULL;
+		return st;
+	}
+	return STATUS_OK;
+}
+
+enum status engine_restore_disk(struct engine_repo *repo, const struct engine_tenant_keys *keys,
+                                const char *rp_id, const char *disk, const char *out_path,
+                                const struct engine_restore_opts *o,
+                                struct engine_restore_result *res, struct err *e)
+{
+	struct engine_codec *c = engine_codec_new(keys, 0, false);
+	struct engine_manifest *m = NULL;
+	struct rctx r;
+	struct ritem **pending = NULL, *it;
+	pthread_t disp, *workers = NULL;
+	unsigned nw, started = 0;
+	bool disp_started = false;
+	EVP_MD_CTX *sha = NULL;
+	uint8_t *zeros = NULL;
+	size_t next = 0;
+	uint64_t done = 0;
+	double t0 = engine_now(), last = t0;
+	char *tmp = NULL;
+	enum status st;
+
+	memset(res, 0, sizeof(*res));
+	memset(&r, 0, sizeof(r));
+	r.fd = -1;
+	pthread_mutex_init(&r.emu, NULL);
+	st = engine_manifest_load(repo, c, rp_id, &m, e);
+	if (st != STATUS_OK)
+		goto out;
+	r.d = engine_manifest_disk_find(m, disk);
+	if (r.d == NULL) {
+		st = err_set(e, STATUS_NOT_FOUND, "restore point %s has no disk %s", rp_id, disk);
+		goto out;
+	}
+	r.repo = repo;
+	r.keys = keys;
+	r.o = o;
+	r.rp_id = rp_id;
+	for (size_t i = 0; i < r.d->n_entries; i++)
+		if (r.d->entries[i].length > r.maxlen)
+			r.maxlen = r.d->entries[i].length;
+	if (r.maxlen == 0)
+		r.maxlen = 1;
+	res->bytes_total = r.d->size;
+	res->chunks_total = r.d->n_entries;
+	st = open_output(out_path, r.d->size, &r.fd, &tmp, e);
+	if (st != STATUS_OK)
+		goto out;
+	if (r.d->flags & ENGINE_DISK_HAS_SHA256) {
+		sha = EVP_MD_CTX_new();
+		if (sha == NULL || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
+			st = err_set(e, STATUS_INTERNAL, "SHA-256 init failed");
+			goto out_output;
+		}
+		zeros = xcalloc(1, r.maxlen);
+	}
+	nw = o->threads ? o->threads : default_threads();
+	if (nw > 64)
+		nw = 64;
+	engine_pool_init(&r.pool, 3 * (size_t)nw + 2, r.maxlen);
+	engine_queue_init(&r.work, 2 * (size_t)nw);
+	engine_queue_init(&r.done, 4 * (size_t)nw + 4);
+	pending = xcalloc(r.d->n_entries ? r.d->n_entries : 1, sizeof(*pending));
+	atomic_store(&r.workers_left, nw);
+	workers = xcalloc(nw, sizeof(*workers));
+	for (started = 0; started < nw; started++)
+		if (pthread_create(&workers[started], NULL, rworker_main, &r) != 0)
+			break;
+	if (started < nw && atomic_fetch_sub(&r.workers_left, nw - started) == nw - started)
+		engine_queue_close(&r.done);
+	if (started == 0 || pthread_create(&disp, NULL, rdispatch_main, &r) != 0) {
+		struct err pe;
+
+		err_set(&pe, STATUS_INTERNAL, "cannot start threads");
+		rfail(&r, STATUS_INTERNAL, &pe);
+		engine_queue_close(&r.work);
+		engine_queue_close(&r.done);
+	} else {
+		disp_started = true;
+	}
+	while ((it = engine_queue_pop(&r.done)) != NULL) {
+		pending[it->idx] = it;
+		while (next < r.d->n_entries && pending[next] != NULL) {
+			struct ritem *p = pending[next];
+			const struct engine_manifest_entry *en = &r.d->entries[next];
+
+			if (sha != NULL && !atomic_load(&r.failed))
+				EVP_DigestUpdate(sha, p->buf ? p->buf : zeros, en->length);
+			if (en->kind == ENGINE_ENTRY_ZERO)
+				res->chunks_zero++;
+			done += en->length;
+			if (p->buf)
+				engine_pool_put(&r.pool, p->buf);
+			free(p);
+			pending[next++] = NULL;
+		}
+		double now = engine_now();
+		if (now - last >= 1.0) {
+			last = now;
+			rreport(&r, done, t0);
+		}
+	}
+	if (disp_started)
+		pthread_join(disp, NULL);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
+	/* Items left behind after a failure (out of order) */
+	for (size_t i = 0; i < r.d->n_entries; i++) {
+		if (pending[i] != NULL) {
+			if (pending[i]->buf)
+				engine_pool_put(&r.pool, pending[i]->buf);
+			free(pending[i]);
+		}
+	}
+	free(pending);
+	free(workers);
+	engine_queue_cleanup(&r.work);
+	engine_queue_cleanup(&r.done);
+	engine_pool_cleanup(&r.pool);
+	res->bytes_written = atomic_load(&r.bytes_written);
+
+	if (r.first_st != STATUS_OK) {
+		st = r.first_st;
+		if (e)
+			*e = r.first;
+		goto out_output;
+	}
+	if (is_cancelled(o->cancel)) {
+		res->cancelled = true;
+		st = err_set(e, STATUS_UNAVAILABLE, "restore cancelled");
+		goto out_output;
+	}
+	if (next != r.d->n_entries) {
+		st = err_set(e, STATUS_INTERNAL, "restore incomplete");
+		goto out_output;
+	}
+	if (sha != NULL) {
+		uint8_t dig[32];
+		unsigned int len = 0;
+
+		if (EVP_DigestFinal_ex(sha, dig, &len) != 1 || memcmp(dig, r.d->sha256, 32) != 0) {
+			st = err_set(e, STATUS_CORRUPT,
+			             "restore point %s disk %s: SHA-256 of the restored image does "
+			             "not match the manifest",
+			             rp_id, disk);
+			goto out_output;
+		}
+		res->sha256_checked = true;
+	}
+	if (!o->no_fsync && fsync(r.fd) != 0) {
+		st = err_set(e, STATUS_IO, "fsync output: %s", strerror(errno));
+		goto out_output;
+	}
+	if (close(r.fd) != 0) {
+		r.fd = -1;
+		st = err_set(e, STATUS_IO, "close output: %s", strerror(errno));
+		goto out_output;
+	}
+	r.fd = -1;
+	if (tmp != NULL && rename(tmp, out_path) != 0) {
+		st = err_set(e, STATUS_IO, "rename to %s: %s", out_path, strerror(errno));
+		goto out_output;
+	}
+	free(tmp);
+	tmp = NULL;
+	rreport(&r, done, t0);
+out_output:
+	if (r.fd >= 0)
+		close(r.fd);
+	if (tmp != NULL) {
+		unlink(tmp); /* never leave wrong or partial bytes behind */
+		free(tmp);
+	}
+out:
+	EVP_MD_CTX_free(sha);
+	free(zeros);
+	engine_manifest_free(m);
+	engine_codec_free(c);
+	pthread_mutex_destroy(&r.emu);
+	res->seconds = engine_now() - t0;
+	return st;
+}
+
+/* ---- verify ---- */
+
+struct vctx {
+	struct engine_repo *repo;
+	const struct engine_tenant_keys *keys;
+	const struct engine_restore_opts *o;
+	const struct engine_manifest_entry **uniq;
+	size_t n;
+	size_t maxlen;
+	atomic_size_t next;
+	atomic_uint_fast64_t done_bytes;
+	enum status *st; /* per unique chunk */
+	char (*why)[96]; /* per unique chunk */
+};
+
+static void *vworker_main(void *arg)
+{
+	struct vctx *v = arg;
+	struct engine_codec *c = engine_codec_new(v->keys, 0, false);
+	size_t scap = engine_sealed_bound(v->maxlen);
+	uint8_t *sealed = xmalloc(scap);
+	uint8_t *plain = xmalloc(v->maxlen);
+	struct err e;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&v->next, 1);
+
+		if (i >= v->n || is_cancelled(v->o->cancel))
+			break;
+		err_clear(&e);
+		v->st[i] = fetch_chunk(v->repo, c, v->uniq[i], sealed, scap, plain, &e);
+		if (v->st[i] != STATUS_OK)
+			snprintf(v->why[i], sizeof(v->why[i]), "%.90s", e.msg);
+		atomic_fetch_add(&v->done_bytes, v->uniq[i]->length);
+	}
+	engine_key_wipe(plain, v->maxlen);
+	free(plain);
+	free(sealed);
+	engine_codec_free(c);
+	return NULL;
+}
+
+static int cmp_entry_id(const void *a, const void *b)
+{
+	const struct engine_manifest_entry *x = *(const struct engine_manifest_entry *const *)a;
+	const struct engine_manifest_entry *y = *(const struct engine_manifest_entry *const *)b;
+
+	return memcmp(x->id, y->id, ENGINE_ID_LEN);
+}
+
+void engine_verify_report_cleanup(struct engine_verify_report *rep)
+{
+	free(rep->problems);
+	memset(rep, 0, sizeof(*rep));
+}
+
+enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenant_keys *keys,
+                             const char *rp_id, const struct engine_restore_opts *o,
+                             struct engine_verify_report *rep, struct err *e)
+{
+	struct engine_codec *c = engine_codec_new(keys, 0, false);
+	struct engine_manifest *m = NULL;
+	struct vctx v;
+	pthread_t *workers = NULL;
+	unsigned nw, started = 0;
+	size_t total = 0, k = 0;
+	double t0 = engine_now();
+	enum status st;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&v, 0, sizeof(v));
+	st = engine_manifest_load(repo, c, rp_id, &m, e);
+	if (st != STATUS_OK)
+		goto out;
+	for (size_t i = 0; i < m->n_disks; i++)
+		total += m->disks[i].n_entries;
+	v.uniq = xcalloc(total ? total : 1, sizeof(*v.uniq));
+	for (size_t i = 0; i < m->n_disks; i++) {
+		for (size_t j = 0; j < m->disks[i].n_entries; j++) {
+			const struct engine_manifest_entry *en = &m->disks[i].entries[j];
+
+			if (en->kind != ENGINE_ENTRY_DATA)
+				continue;
+			v.uniq[k++] = en;
+			if (en->length > v.maxlen)
+				v.maxlen = en->length;
+		}
+	}
+	if (k > 1)
+		qsort(v.uniq, k, sizeof(*v.uniq), cmp_entry_id);
+	v.n = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (v.n > 0 && memcmp(v.uniq[v.n - 1]->id, v.uniq[i]->id, ENGINE_ID_LEN) == 0) {
+			if (v.uniq[i]->length != v.uniq[v.n - 1]->length) {
+				st = err_set(e, STATUS_CORRUPT,
+				             "restore point %s: one chunk id with two lengths",
+				             rp_id);
+				goto out_v;
+			}
+			continue;
+		}
+		v.uniq[v.n++] = v.uniq[i];
+	}
+	if (v.maxlen == 0)
+		v.maxlen = 1;
+	v.repo = repo;
+	v.keys = keys;
+	v.o = o;
+	v.st = xcalloc(v.n ? v.n : 1, sizeof(*v.st));
+	v.why = xcalloc(v.n ? v.n : 1, sizeof(*v.why));
+	nw = o->threads ? o->threads : default_threads();
+	if (nw > 64)
+		nw = 64;
+	workers = xcalloc(nw, sizeof(*workers));
+	for (started = 0; started < nw; started++)
+		if (pthread_create(&workers[started], NULL, vworker_main, &v) != 0)
+			break;
+	if (started == 0)
+		vworker_main(&v); /* run inline */
+	if (o->progress != NULL) {
+		double last = t0;
+
+		while (atomic_load(&v.next) < v.n && !is_cancelled(o->cancel)) {
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+			if (engine_now() - last >= 1.0) {
+				struct engine_progress p = { 0 };
+
+				last = engine_now();
+				p.bytes_done = atomic_load(&v.done_bytes);
+				p.bytes_read = p.bytes_done;
+				p.elapsed = last - t0;
+				p.percent = v.n ? 100.0 * (double)atomic_load(&v.next) / (double)v.n
+				                : 100.0;
+				p.speed = p.elapsed > 0 ? (double)p.bytes_done / p.elapsed : 0;
+				o->progress(&p, o->progress_ud);
+			}
+		}
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
+	free(workers);
+	if (is_cancelled(o->cancel)) {
+		st = err_set(e, STATUS_UNAVAILABLE, "verify cancelled");
+		goto out_st;
+	}
+	rep->chunks_checked = v.n;
+	rep->bytes_checked = atomic_load(&v.done_bytes);
+	for (size_t i = 0; i < v.n; i++) {
+		if (v.st[i] == STATUS_OK)
+			continue;
+		if (v.st[i] == STATUS_NOT_FOUND)
+			rep->chunks_missing++;
+		else
+			rep->chunks_corrupt++;
+		if (rep->n_problems < ENGINE_VERIFY_MAX_PROBLEMS) {
+			struct engine_verify_problem *p;
+
+			rep->problems = xrealloc(rep->problems,
+			                         (rep->n_problems + 1) * sizeof(*rep->problems));
+			p = &rep->problems[rep->n_problems++];
+			engine_hex_encode(v.uniq[i]->id, ENGINE_ID_LEN, p->chunk_id);
+			p->kind = v.st[i] == STATUS_NOT_FOUND ? STATUS_NOT_FOUND : STATUS_CORRUPT;
+			snprintf(p->detail, sizeof(p->detail), "%s", v.why[i]);
+		}
+	}
+	if (rep->n_problems > 0) {
+		const struct engine_verify_problem *p = &rep->problems[0];
+
+		st = err_set(
+		        e, p->kind,
+		        "restore point %s: %llu missing, %llu corrupt chunks; first: %s %s (%s)",
+		        rp_id, (unsigned long long)rep->chunks_missing,
+		        (unsigned long long)rep->chunks_corrupt, p->chunk_id,
+		        p->kind == STATUS_NOT_FOUND ? "missing" : "corrupt", p->detail);
+	}
+out_st:
+	free(v.st);
+	free(v.why);
+out_v:
+	free(v.uniq);
+out:
+	engine_manifest_free(m);
+	engine_codec_free(c);
+	rep->seconds = engine_now() - t0;
+	return st;
+}

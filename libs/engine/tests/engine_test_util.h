@@ -1,0 +1,148 @@
+/* engine_test_util.h - helpers for the engine's unit tests (temp dirs, images, keys). */
+#ifndef ENGINE_TEST_UTIL_H
+#define ENGINE_TEST_UTIL_H
+
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <openssl/rand.h>
+
+#include "common/xalloc.h"
+#include "engine/backup.h"
+#include "engine/keys.h"
+#include "engine/repo.h"
+
+struct tenv {
+	char *dir;
+	char *repo_dir;
+	char *keys_dir;
+	struct engine_master_key mk;
+	struct engine_keystore *ks;
+};
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void tenv_rmrf(const char *dir)
+{
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct tenv *tenv_new(void)
+{
+	struct tenv *t = xcalloc(1, sizeof(*t));
+	char tmpl[] = "/tmp/cairn-engine-test-XXXXXX";
+	struct err e;
+
+	if (mkdtemp(tmpl) == NULL)
+		abort();
+	t->dir = xstrdup(tmpl);
+	t->repo_dir = xasprintf("%s/repo", t->dir);
+	t->keys_dir = xasprintf("%s/keys", t->dir);
+	if (RAND_bytes(t->mk.k, sizeof(t->mk.k)) != 1)
+		abort();
+	if (mkdir(t->repo_dir, 0700) != 0)
+		abort();
+	t->ks = engine_keystore_file_new(t->keys_dir, t->repo_dir, &e);
+	if (t->ks == NULL) {
+		fprintf(stderr, "keystore: %s\n", e.msg);
+		abort();
+	}
+	return t;
+}
+
+static void tenv_free(struct tenv *t)
+{
+	if (t == NULL)
+		return;
+	engine_keystore_free(t->ks);
+	tenv_rmrf(t->dir);
+	free(t->dir);
+	free(t->repo_dir);
+	free(t->keys_dir);
+	free(t);
+}
+
+static struct engine_repo *tenv_repo(struct tenv *t, const char *tenant,
+                                     struct engine_tenant_keys *tk)
+{
+	struct err e;
+	struct engine_repo *r = engine_repo_open(t->repo_dir, tenant, true, &e);
+
+	if (r == NULL) {
+		fprintf(stderr, "repo: %s\n", e.msg);
+		abort();
+	}
+	if (engine_tenant_keys_get(t->ks, &t->mk, tenant, true, tk, &e) != STATUS_OK) {
+		fprintf(stderr, "keys: %s\n", e.msg);
+		abort();
+	}
+	return r;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (f == NULL || fwrite(p, 1, n, f) != n || fclose(f) != 0)
+		abort();
+}
+
+static uint8_t *read_file_all(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	long sz;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b = xmalloc((size_t)sz + 1);
+	if (fread(b, 1, (size_t)sz, f) != (size_t)sz)
+		abort();
+	fclose(f);
+	*n = (size_t)sz;
+	return b;
+}
+
+static bool files_equal(const char *a, const char *b)
+{
+	size_t na, nb;
+	uint8_t *pa = read_file_all(a, &na), *pb = read_file_all(b, &nb);
+	bool eq = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
+
+	free(pa);
+	free(pb);
+	return eq;
+}
+
+/* Deterministic pseudo-random bytes (xorshift), cheap. */
+static void fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		p[i] = (uint8_t)(s >> 24);
+	}
+}
+
+#endif

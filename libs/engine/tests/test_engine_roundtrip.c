@@ -1,0 +1,366 @@
+/* test_engine_roundtrip.c - byte-exact round trips (zero, sparse, random, ext4 images whose
+ * size is not a multiple of the chunk size), FastCDC streams, incremental runs, cancel. */
+#define _GNU_SOURCE /* nftw, mkostemp in the test helpers */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/fastcdc.h"
+#include "engine/manifest.h"
+
+#include "engine_test_util.h"
+
+#include <cmocka.h>
+
+#define CS (64u << 10)
+#define IMG_SIZE ((3u << 20) + 12345u) /* not a multiple of CS */
+
+struct ctx {
+	struct tenv *t;
+	struct engine_repo *repo;
+	struct engine_tenant_keys tk;
+	char *img, *out;
+};
+
+static int setup(void **state)
+{
+	struct ctx *c = xcalloc(1, sizeof(*c));
+
+	c->t = tenv_new();
+	c->repo = tenv_repo(c->t, "tenant-a", &c->tk);
+	c->img = xasprintf("%s/disk.img", c->t->dir);
+	c->out = xasprintf("%s/restored.img", c->t->dir);
+	*state = c;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+
+	engine_repo_free(c->repo);
+	tenv_free(c->t);
+	free(c->img);
+	free(c->out);
+	free(c);
+	return 0;
+}
+
+static enum status backup(struct ctx *c, const struct engine_backup_opts *o,
+                          const struct engine_extents *changed, struct engine_backup_result *res)
+{
+	struct engine_disk_source d = { .name = "disk0", .path = c->img, .changed = changed };
+	struct err e;
+	enum status st = engine_backup_run(c->repo, &c->tk, &d, 1, o, res, &e);
+
+	if (st != STATUS_OK)
+		fprintf(stderr, "backup: %s\n", e.msg);
+	return st;
+}
+
+static void restore_and_compare(struct ctx *c, const char *rp)
+{
+	struct engine_restore_opts ro = { .threads = 3 };
+	struct engine_restore_result rr;
+	struct engine_verify_report rep;
+	struct err e;
+	enum status st = engine_restore_disk(c->repo, &c->tk, rp, "disk0", c->out, &ro, &rr, &e);
+
+	if (st != STATUS_OK)
+		fprintf(stderr, "restore: %s\n", e.msg);
+	assert_int_equal(st, STATUS_OK);
+	assert_true(files_equal(c->img, c->out));
+	st = engine_verify_rp(c->repo, &c->tk, rp, &ro, &rep, &e);
+	assert_int_equal(st, STATUS_OK);
+	assert_int_equal(rep.n_problems, 0);
+	engine_verify_report_cleanup(&rep);
+	unlink(c->out);
+}
+
+static void roundtrip(struct ctx *c, const uint8_t *img, size_t n, bool expect_sha)
+{
+	struct engine_backup_opts o = { .chunk_size = CS, .threads = 3 };
+	struct engine_backup_result res;
+	struct engine_restore_opts ro = { .threads = 2 };
+	struct engine_restore_result rr;
+	struct err e;
+
+	write_file(c->img, img, n);
+	assert_int_equal(backup(c, &o, NULL, &res), STATUS_OK);
+	assert_int_equal(res.bytes_total, n);
+	assert_int_equal(res.chunks_total, (n + CS - 1) / CS);
+	restore_and_compare(c, res.rp_id);
+	assert_int_equal(
+	        engine_restore_disk(c->repo, &c->tk, res.rp_id, "disk0", c->out, &ro, &rr, &e),
+	        STATUS_OK);
+	assert_int_equal(rr.sha256_checked, expect_sha);
+	unlink(c->out);
+}
+
+static void test_zero_image(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *img = xcalloc(1, IMG_SIZE);
+	struct engine_backup_opts o = { .chunk_size = CS };
+	struct engine_backup_result res;
+	struct stat sb;
+
+	roundtrip(c, img, IMG_SIZE, true);
+	assert_int_equal(backup(c, &o, NULL, &res), STATUS_OK);
+	assert_int_equal(res.chunks_zero, res.chunks_total);
+	assert_int_equal(res.chunks_new, 0);
+	assert_int_equal(res.bytes_stored, 0);
+	/* restored zero image is sparse */
+	struct engine_restore_opts ro = { 0 };
+	struct engine_restore_result rr;
+	struct err e;
+	assert_int_equal(
+	        engine_restore_disk(c->repo, &c->tk, res.rp_id, "disk0", c->out, &ro, &rr, &e),
+	        STATUS_OK);
+	assert_int_equal(stat(c->out, &sb), 0);
+	assert_int_equal(sb.st_size, IMG_SIZE);
+	assert_true(sb.st_blocks * 512 < 64 * 1024);
+	free(img);
+}
+
+static void test_sparse_image(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *img = xcalloc(1, IMG_SIZE);
+
+	fill_random(img + 100000, 5000, 1);
+	fill_random(img + IMG_SIZE - 3000, 3000, 2); /* in the short last chunk */
+	memset(img + 2 * CS, 0x41, CS);              /* compressible */
+	roundtrip(c, img, IMG_SIZE, true);
+	free(img);
+}
+
+static void test_random_image(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *img = xmalloc(IMG_SIZE);
+
+	fill_random(img, IMG_SIZE, 3);
+	roundtrip(c, img, IMG_SIZE, true);
+	free(img);
+}
+
+static void test_tiny_images(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t b[5] = { 1, 2, 3, 4, 5 };
+
+	roundtrip(c, b, 1, true);
+	roundtrip(c, b, 5, true);
+	roundtrip(c, b, 0, true);
+}
+
+static void test_ext4_image(void **state)
+{
+	struct ctx *c = *state;
+	char *src = xasprintf("%s/src", c->t->dir);
+	char *cmd;
+	size_t n;
+	uint8_t *img;
+
+	/* A real ext4 image (mke2fs -d, no mount) of 3076 KiB: not a multiple of 64 KiB. */
+	cmd = xasprintf("mkdir -p %s/d1/d2 && seq 1 20000 > %s/d1/numbers && "
+	                "head -c 300000 /dev/urandom > %s/d1/d2/random && "
+	                "cp /etc/services %s/ 2>/dev/null; "
+	                "mke2fs -q -F -t ext4 -d %s %s 3076k",
+	                src, src, src, src, src, c->img);
+	if (system(cmd) != 0) {
+		free(cmd);
+		free(src);
+		skip();
+	}
+	free(cmd);
+	free(src);
+	img = read_file_all(c->img, &n);
+	assert_int_equal(n, 3076 * 1024);
+	assert_true(n % CS != 0);
+	roundtrip(c, img, n, true);
+	free(img);
+}
+
+static void test_cdc_stream(void **state)
+{
+	struct ctx *c = *state;
+	size_t n = (9u << 20) + 777;
+	uint8_t *img = xmalloc(n);
+	struct engine_backup_opts o = { .cdc = true, .threads = 2 };
+	struct engine_backup_result res;
+	struct engine_manifest *m;
+	struct engine_codec *codec = engine_codec_new(&c->tk, 1, true);
+	struct err e;
+
+	fill_random(img, n, 9);
+	memset(img + (2u << 20), 0, 3u << 20);
+	write_file(c->img, img, n);
+	assert_int_equal(backup(c, &o, NULL, &res), STATUS_OK);
+	assert_int_equal(engine_manifest_load(c->repo, codec, res.rp_id, &m, &e), STATUS_OK);
+	assert_true(m->disks[0].flags & ENGINE_DISK_CDC);
+	for (size_t i = 0; i + 1 < m->disks[0].n_entries; i++)
+		assert_true(m->disks[0].entries[i].length >= ENGINE_CDC_MIN_DEFAULT);
+	engine_manifest_free(m);
+	engine_codec_free(codec);
+	restore_and_compare(c, res.rp_id);
+	free(img);
+}
+
+/* 1 MiB image of random data, then change bytes in chunks 3 and 9 only. */
+static void test_incremental(void **state)
+{
+	struct ctx *c = *state;
+	size_t n = 16 * CS + 999;
+	uint8_t *img = xmalloc(n);
+	struct engine_backup_opts o = { .chunk_size = CS, .threads = 2 };
+	struct engine_backup_result r1, r2, r3, r4;
+	struct engine_extents ext;
+
+	fill_random(img, n, 4);
+	write_file(c->img, img, n);
+	assert_int_equal(backup(c, &o, NULL, &r1), STATUS_OK);
+	assert_int_equal(r1.chunks_new, 17);
+
+	img[3 * CS + 5] ^= 0xff;
+	img[9 * CS + CS - 1] ^= 0x01;
+	write_file(c->img, img, n);
+
+	/* without change tracking: reads everything, stores only the 2 changed chunks */
+	o.parent_rp = r1.rp_id;
+	assert_int_equal(backup(c, &o, NULL, &r2), STATUS_OK);
+	assert_int_equal(r2.chunks_new, 2);
+	assert_int_equal(r2.chunks_known, 15);
+	assert_int_equal(r2.bytes_read, n);
+	restore_and_compare(c, r2.rp_id);
+
+	/* with change tracking: reads only the chunks overlapping the changed extents */
+	img[12 * CS] ^= 0x55;
+	write_file(c->img, img, n);
+	engine_extents_init(&ext);
+	engine_extents_add(&ext, 12 * CS, 1);
+	engine_extents_normalize(&ext);
+	o.parent_rp = r2.rp_id;
+	assert_int_equal(backup(c, &o, &ext, &r3), STATUS_OK);
+	assert_int_equal(r3.chunks_new, 1);
+	assert_int_equal(r3.chunks_parent, 16);
+	assert_int_equal(r3.bytes_read, CS);
+	restore_and_compare(c, r3.rp_id); /* logically full */
+	engine_extents_cleanup(&ext);
+
+	/* an extent spanning a chunk boundary touches both chunks */
+	engine_extents_init(&ext);
+	engine_extents_add(&ext, 5 * CS - 10, 20);
+	engine_extents_normalize(&ext);
+	o.parent_rp = r3.rp_id;
+	assert_int_equal(backup(c, &o, &ext, &r4), STATUS_OK);
+	assert_int_equal(r4.bytes_read, 2 * CS);
+	assert_int_equal(r4.chunks_new, 0);
+	engine_extents_cleanup(&ext);
+
+	/* restore points are listed in order */
+	char **ids;
+	size_t nids;
+	struct err e;
+	assert_int_equal(engine_repo_manifest_list(c->repo, &ids, &nids, &e), STATUS_OK);
+	assert_int_equal(nids, 4);
+	engine_repo_ids_free(ids, nids);
+	free(img);
+}
+
+static void test_rp_id_conflict(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t b[100] = { 7 };
+	struct engine_backup_opts o = { .chunk_size = CS, .rp_id = "task-42" };
+	struct engine_backup_result res;
+	struct engine_disk_source d = { .name = "disk0", .path = c->img };
+	struct err e;
+
+	write_file(c->img, b, sizeof(b));
+	assert_int_equal(backup(c, &o, NULL, &res), STATUS_OK);
+	assert_int_equal(engine_backup_run(c->repo, &c->tk, &d, 1, &o, &res, &e), STATUS_CONFLICT);
+}
+
+struct cancel_state {
+	atomic_bool *flag;
+	int calls;
+};
+
+static void cancel_after_first(const struct engine_progress *p, void *ud)
+{
+	struct cancel_state *cs = ud;
+
+	(void)p;
+	cs->calls++;
+	atomic_store(cs->flag, true);
+}
+
+static void test_cancel(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t b[CS];
+	atomic_bool flag = true;
+	struct engine_backup_opts o = { .chunk_size = CS, .cancel = &flag };
+	struct engine_backup_result res;
+	struct engine_disk_source d = { .name = "disk0", .path = c->img };
+	char **ids;
+	size_t nids;
+	struct err e;
+
+	fill_random(b, sizeof(b), 5);
+	write_file(c->img, b, sizeof(b));
+	assert_int_equal(engine_backup_run(c->repo, &c->tk, &d, 1, &o, &res, &e),
+	                 STATUS_UNAVAILABLE);
+	assert_true(res.cancelled);
+	assert_int_equal(engine_repo_manifest_list(c->repo, &ids, &nids, &e), STATUS_OK);
+	assert_int_equal(nids, 0);
+	engine_repo_ids_free(ids, nids);
+	(void)cancel_after_first;
+}
+
+static void test_extents(void **state)
+{
+	struct engine_extents x;
+	char path[] = "/tmp/cairn-ext-XXXXXX";
+	int fd = mkstemp(path);
+	static const char text[] = "# changed\n0 4096\n0x2000 0x1000\n\n8192 100\n100000 1\n";
+	struct err e;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+	close(fd);
+	assert_int_equal(engine_extents_load(path, &x, &e), STATUS_OK);
+	assert_int_equal(x.n, 3);
+	assert_int_equal(x.v[1].offset, 8192);
+	assert_int_equal(x.v[1].length, 4096);
+	assert_true(engine_extents_overlap(&x, 4000, 1));
+	assert_false(engine_extents_overlap(&x, 4096, 4096));
+	assert_true(engine_extents_overlap(&x, 99999, 2));
+	assert_false(engine_extents_overlap(&x, 100001, 1000));
+	engine_extents_cleanup(&x);
+	write_file(path, "12 x\n", 5);
+	assert_int_equal(engine_extents_load(path, &x, &e), STATUS_INVALID);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_zero_image, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse_image, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_image, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tiny_images, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ext4_image, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cdc_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rp_id_conflict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test(test_extents),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
