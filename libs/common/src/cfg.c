@@ -95,6 +95,9 @@ static const struct cfg_key *find_key(const struct cfg_key *keys, size_t nkeys, 
 	return NULL;
 }
 
+static const struct cfg_key *find_in_sections(const struct cfg_section *sec, size_t nsec,
+                                              const char *name);
+
 /* Store one textual value into the field described by k; `origin` names where it came
  * from (an environment variable or file:line) for the error message. */
 static enum status store(const struct cfg_key *k, void *out, const char *val, const char *origin,
@@ -134,8 +137,10 @@ static enum status store(const struct cfg_key *k, void *out, const char *val, co
 	return STATUS_OK;
 }
 
-static enum status load_file(const struct cfg_key *keys, size_t nkeys, const char *path, void *out,
-                             struct err *e)
+/* Apply the file's lines that belong to section `which`; a key that no section knows is an
+ * error. */
+static enum status load_file(const struct cfg_section *sec, size_t nsec, size_t which,
+                             const char *path, struct err *e)
 {
 	FILE *f = fopen(path, "r");
 	char line[1024];
@@ -161,22 +166,79 @@ static enum status load_file(const struct cfg_key *keys, size_t nkeys, const cha
 			break;
 		}
 		*eq = '\0';
-		k = find_key(keys, nkeys, trim(s));
 		snprintf(origin, sizeof(origin), "%s:%d (%s)", path, lineno, trim(s));
-		if (k == NULL) {
+		if (find_in_sections(sec, nsec, trim(s)) == NULL) {
 			st = err_set(e, STATUS_INVALID, "%s: unknown setting", origin);
 			break;
 		}
-		st = store(k, out, trim(eq + 1), origin, e);
+		k = find_key(sec[which].keys, sec[which].nkeys, trim(s));
+		if (k)
+			st = store(k, sec[which].out, trim(eq + 1), origin, e);
 	}
 	fclose(f);
 	return st;
 }
 
-enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *service,
-                     const char *const *envp, void *out, struct err *e)
+static const struct cfg_key *find_in_sections(const struct cfg_section *sec, size_t nsec,
+                                              const char *name)
+{
+	for (size_t i = 0; i < nsec; i++) {
+		const struct cfg_key *k = find_key(sec[i].keys, sec[i].nkeys, name);
+
+		if (k)
+			return k;
+	}
+	return NULL;
+}
+
+static enum status load_env(const struct cfg_section *s, const char *service,
+                            const char *const *envp, struct err *e)
 {
 	char name[128];
+	const char *v;
+	enum status st;
+
+	for (size_t i = 0; i < s->nkeys; i++) {
+		cfg_var_name(name, sizeof(name), NULL, s->keys[i].name);
+		v = env_get(envp, name);
+		if (v) {
+			st = store(&s->keys[i], s->out, v, name, e);
+			if (st != STATUS_OK)
+				return st;
+		}
+		cfg_var_name(name, sizeof(name), service, s->keys[i].name);
+		v = env_get(envp, name);
+		if (v) {
+			st = store(&s->keys[i], s->out, v, name, e);
+			if (st != STATUS_OK)
+				return st;
+		}
+	}
+	return STATUS_OK;
+}
+
+static enum status check_required(const struct cfg_section *s, const char *service, struct err *e)
+{
+	char name[128];
+
+	for (size_t i = 0; i < s->nkeys; i++) {
+		char *sv;
+
+		if (!s->keys[i].required ||
+		    (s->keys[i].type != CFG_T_STR && s->keys[i].type != CFG_T_SECRET))
+			continue;
+		memcpy(&sv, (char *)s->out + s->keys[i].offset, sizeof(sv));
+		if (sv == NULL || *sv == '\0')
+			return err_set(e, STATUS_INVALID, "%s: required setting is missing (%s)",
+			               cfg_var_name(name, sizeof(name), service, s->keys[i].name),
+			               s->keys[i].help);
+	}
+	return STATUS_OK;
+}
+
+enum status cfg_load_sections(const struct cfg_section *sec, size_t nsec, const char *service,
+                              const char *const *envp, struct err *e)
+{
 	char prefix[128];
 	const char *v;
 	enum status st;
@@ -184,34 +246,26 @@ enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *servi
 
 	if (envp == NULL)
 		envp = (const char *const *)environ;
-	for (size_t i = 0; i < nkeys; i++) {
-		if (keys[i].defval == NULL)
-			continue;
-		st = store(&keys[i], out, keys[i].defval, "default", e);
-		if (st != STATUS_OK)
-			return st;
+	for (size_t s = 0; s < nsec; s++) {
+		for (size_t i = 0; i < sec[s].nkeys; i++) {
+			if (sec[s].keys[i].defval == NULL)
+				continue;
+			st = store(&sec[s].keys[i], sec[s].out, sec[s].keys[i].defval, "default",
+			           e);
+			if (st != STATUS_OK)
+				return st;
+		}
 	}
 	v = env_get(envp, "CAIRN_CONFIG_FILE");
-	if (v && *v) {
-		st = load_file(keys, nkeys, v, out, e);
+	for (size_t s = 0; v && *v && s < nsec; s++) {
+		st = load_file(sec, nsec, s, v, e);
 		if (st != STATUS_OK)
 			return st;
 	}
-	for (size_t i = 0; i < nkeys; i++) {
-		cfg_var_name(name, sizeof(name), NULL, keys[i].name);
-		v = env_get(envp, name);
-		if (v) {
-			st = store(&keys[i], out, v, name, e);
-			if (st != STATUS_OK)
-				return st;
-		}
-		cfg_var_name(name, sizeof(name), service, keys[i].name);
-		v = env_get(envp, name);
-		if (v) {
-			st = store(&keys[i], out, v, name, e);
-			if (st != STATUS_OK)
-				return st;
-		}
+	for (size_t s = 0; s < nsec; s++) {
+		st = load_env(&sec[s], service, envp, e);
+		if (st != STATUS_OK)
+			return st;
 	}
 	/* Unknown CAIRN_<SVC>_* variables are typos: refuse them. */
 	cfg_var_name(prefix, sizeof(prefix), service, NULL);
@@ -223,23 +277,24 @@ enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *servi
 		if (eq == NULL || strncmp(*p, prefix, plen) != 0)
 			continue;
 		snprintf(key, sizeof(key), "%.*s", (int)(eq - *p - (long)plen), *p + plen);
-		if (find_key(keys, nkeys, key) == NULL)
+		if (find_in_sections(sec, nsec, key) == NULL)
 			return err_set(e, STATUS_INVALID, "%.*s: unknown setting for service %s",
 			               (int)(eq - *p), *p, service);
 	}
-	for (size_t i = 0; i < nkeys; i++) {
-		char *sv;
-
-		if (!keys[i].required ||
-		    (keys[i].type != CFG_T_STR && keys[i].type != CFG_T_SECRET))
-			continue;
-		memcpy(&sv, (char *)out + keys[i].offset, sizeof(sv));
-		if (sv == NULL || *sv == '\0')
-			return err_set(e, STATUS_INVALID, "%s: required setting is missing (%s)",
-			               cfg_var_name(name, sizeof(name), service, keys[i].name),
-			               keys[i].help);
+	for (size_t s = 0; s < nsec; s++) {
+		st = check_required(&sec[s], service, e);
+		if (st != STATUS_OK)
+			return st;
 	}
 	return STATUS_OK;
+}
+
+enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *service,
+                     const char *const *envp, void *out, struct err *e)
+{
+	struct cfg_section s = { keys, nkeys, out };
+
+	return cfg_load_sections(&s, 1, service, envp, e);
 }
 
 void cfg_cleanup(const struct cfg_key *keys, size_t nkeys, void *out)

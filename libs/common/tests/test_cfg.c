@@ -135,6 +135,32 @@ static void test_log_redacts_secrets(void **state)
 	cfg_cleanup(keys, NKEYS, &c);
 }
 
+struct extra {
+	long long workers;
+};
+
+static const struct cfg_key extra_keys[] = {
+	CFG_INT("workers", struct extra, workers, "2", 1, 64, "worker threads"),
+};
+
+static void test_sections_share_the_unknown_check(void **state)
+{
+	const char *env[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_WORKERS=8", NULL };
+	struct tcfg c = { 0 };
+	struct extra x = { 0 };
+	struct cfg_section sec[] = { { keys, NKEYS, &c }, { extra_keys, 1, &x } };
+	struct err e;
+
+	assert_int_equal(cfg_load_sections(sec, 2, "mover", env, &e), STATUS_OK);
+	assert_int_equal(x.workers, 8);
+	assert_int_equal(c.http_port, 8101);
+	cfg_cleanup(keys, NKEYS, &c);
+	/* the same variable is unknown to a service that has only the first table */
+	assert_int_equal(cfg_load(keys, NKEYS, "mover", env, &c, &e), STATUS_INVALID);
+	assert_non_null(strstr(e.msg, "CAIRN_MOVER_WORKERS"));
+	cfg_cleanup(keys, NKEYS, &c);
+}
+
 static void test_var_name(void **state)
 {
 	char b[64];
@@ -151,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_the_variable),
 		cmocka_unit_test(test_file_then_env),
 		cmocka_unit_test(test_log_redacts_secrets),
+		cmocka_unit_test(test_sections_share_the_unknown_check),
 		cmocka_unit_test(test_var_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

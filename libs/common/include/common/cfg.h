@@ -59,6 +59,19 @@ struct cfg_key {
 enum status cfg_load(const struct cfg_key *keys, size_t nkeys, const char *service,
                      const char *const *envp, void *out, struct err *e) MUST_CHECK;
 
+/* One table and the struct it fills, for cfg_load_sections(). */
+struct cfg_section {
+	const struct cfg_key *keys;
+	size_t nkeys;
+	void *out;
+};
+
+/** @brief cfg_load() over several tables at once (e.g. the common service settings and a
+ *  service's own): a CAIRN_<SVC>_* variable is unknown only if no section has the key.
+ *  On failure the caller still runs cfg_cleanup() on every section. */
+enum status cfg_load_sections(const struct cfg_section *sec, size_t nsec, const char *service,
+                              const char *const *envp, struct err *e) MUST_CHECK;
+
 /** @brief Free the strings cfg_load() stored in `out`. Safe on a zeroed struct. */
 void cfg_cleanup(const struct cfg_key *keys, size_t nkeys, void *out);
 
