@@ -1079,7 +1079,7 @@ void http_server_stop(struct http_server *srv)
 	fd = MHD_quiesce_daemon(srv->mhd);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (atomic_load(&srv->inflight) > 0 && elapsed_s(&start) * 1000.0 < srv->drain_ms) {
-		struct timespec nap = { 0, 5 * 1000 * 1000 };
+		struct timespec nap = { 0, 5000000L };
 
 		nanosleep(&nap, NULL);
 	}

@@ -219,7 +219,7 @@ char *jsonh_time_format(const struct timespec *ts, char *out)
 	}
 	/* Every field is in range here, so the text is exactly JSONH_TIME_LEN - 1 bytes. */
 	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 	memcpy(out, tmp, JSONH_TIME_LEN - 1);
 	out[JSONH_TIME_LEN - 1] = '\0';
 	return out;
@@ -302,7 +302,7 @@ enum status jsonh_time_parse(const char *s, int64_t *unix_us, struct err *e)
 		if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 ||
 		    om > 59)
 			goto bad;
-		offset_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
+		offset_s = ((int64_t)oh * 3600 + (int64_t)om * 60) * (*p == '-' ? -1 : 1);
 		p += 6;
 	} else {
 		goto bad;
@@ -311,7 +311,8 @@ enum status jsonh_time_parse(const char *s, int64_t *unix_us, struct err *e)
 		goto bad;
 	if (sec == 60) /* leap second: clamp, as PostgreSQL does */
 		sec = 59;
-	*unix_us = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - offset_s) *
+	*unix_us = (days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec -
+	            offset_s) *
 	                   1000000 +
 	           frac_us;
 	return STATUS_OK;

@@ -766,7 +766,7 @@ static atomic_int slow_entered;
 
 static void h_slow(struct http_req *req, void *ud)
 {
-	struct timespec nap = { 0, 300 * 1000 * 1000 };
+	struct timespec nap = { 0, 300000000L };
 
 	atomic_store(&slow_entered, 1);
 	nanosleep(&nap, NULL);
@@ -851,7 +851,7 @@ static void test_lifecycle(void **state)
 	atomic_store(&slow_entered, 0);
 	pthread_create(&t, NULL, slow_run, &sc);
 	while (!atomic_load(&slow_entered)) {
-		struct timespec nap = { 0, 1000 * 1000 };
+		struct timespec nap = { 0, 1000000L };
 
 		nanosleep(&nap, NULL);
 	}
