@@ -2,7 +2,6 @@
 #ifndef ENGINE_TEST_UTIL_H
 #define ENGINE_TEST_UTIL_H
 
-
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
