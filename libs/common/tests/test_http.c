@@ -277,7 +277,7 @@ static const char *jstr(const struct resp *r, const char *path1, const char *pat
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	struct http_config cfg = { .port = 0, .threads = 4 };
+	struct http_config cfg = { .port = 0, .threads = 4, .trust_proxy = true };
 	struct err e;
 	enum status st = STATUS_OK;
 
@@ -337,6 +337,8 @@ static void test_routing_params(void **state)
 	struct fixture *f = *state;
 	CURL *c = curl_easy_init();
 	struct curl_slist *xh = curl_slist_append(NULL, "X-Test: yes");
+	struct curl_slist *realip = curl_slist_append(NULL, "X-Real-IP: 2001:db8::7");
+	struct curl_slist *junkip = curl_slist_append(NULL, "X-Real-IP: 10.0.0.1, 10.0.0.2");
 	long nconn = -1;
 	struct resp r;
 	char h[128];
@@ -372,6 +374,14 @@ static void test_routing_params(void **state)
 	assert_string_equal(jstr(&r, "remote", NULL), "127.0.0.1");
 	resp_cleanup(&r);
 
+	/* trust_proxy: X-Real-IP from a loopback peer (nginx) is the remote, if it parses */
+	call(c, f->base, "GET", "/q", NULL, 0, realip, &r);
+	assert_string_equal(jstr(&r, "remote", NULL), "2001:db8::7");
+	resp_cleanup(&r);
+	call(c, f->base, "GET", "/q", NULL, 0, junkip, &r);
+	assert_string_equal(jstr(&r, "remote", NULL), "127.0.0.1");
+	resp_cleanup(&r);
+
 	call(c, f->base, "GET", "/csv", NULL, 0, NULL, &r);
 	assert_int_equal(r.code, 200);
 	assert_string_equal(r.body.data, "a,b\n1,2\n");
@@ -385,6 +395,8 @@ static void test_routing_params(void **state)
 	assert_int_equal(r.body.len, 0);
 	resp_cleanup(&r);
 	curl_slist_free_all(xh);
+	curl_slist_free_all(realip);
+	curl_slist_free_all(junkip);
 	curl_easy_cleanup(c);
 }
 
