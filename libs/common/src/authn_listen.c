@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/authn.h"
+#include "common/kafka.h"
 #include "common/xalloc.h"
 
 #define REPLAY_EXTRA_S 60
@@ -133,6 +134,11 @@ struct authn_listener *authn_listener_start(struct authn_verifier *v, const char
 		return NULL;
 	}
 	conf = rd_kafka_conf_new();
+	/* KAFKA_* of the environment first (security settings etc.), ours on top. */
+	if (kafka_conf_apply_env(conf, NULL, e) != STATUS_OK) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* A unique group that never commits: every process reads the whole recent window. */
 	snprintf(group, sizeof(group), "cairn-authn-%ld-%ld", (long)getpid(), (long)ts.tv_nsec);
