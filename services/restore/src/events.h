@@ -1,0 +1,21 @@
+/* events.h - the restore service's application context and its Kafka event handlers. */
+#ifndef RESTORE_EVENTS_H
+#define RESTORE_EVENTS_H
+
+#include "common/svc.h"
+
+/* The service's context: built in main.c, filled by restore_setup(). */
+struct restore_app {
+	struct svc *svc; /* borrowed runtime; valid during svc_main() */
+};
+
+/** @brief Register the service's routes and workers (svc_def.setup). app is a
+ *  struct restore_app. @returns STATUS_OK or the failure in *e. */
+enum status restore_setup(struct svc *s, void *app, struct err *e);
+
+/** @brief Apply one consumed event inside the consumer's transaction (kafka_handler_fn).
+ *  Events of types this service does not handle are acknowledged and ignored. */
+enum status restore_handle_event(struct db_conn *dbc, const struct event *ev, void *user,
+                                 struct err *e);
+
+#endif
