@@ -91,17 +91,19 @@ static bool stopping(struct bctx *b)
 
 void engine_rp_id_generate(char *out, size_t cap)
 {
+	struct timespec ts;
 	struct tm tm;
-	time_t now = time(NULL);
 	uint8_t r[4];
 	char hex[9];
 
-	gmtime_r(&now, &tm);
+	/* Microseconds keep ids of quick successive runs in creation order when sorted. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
 	if (RAND_bytes(r, sizeof(r)) != 1)
 		memset(r, 0, sizeof(r)); /* uniqueness then rests on the timestamp */
 	engine_hex_encode(r, sizeof(r), hex);
-	snprintf(out, cap, "%04d%02d%02dT%02d%02d%02dZ-%s", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, hex);
+	snprintf(out, cap, "%04d%02d%02dT%02d%02d%02d.%06ldZ-%s", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, hex);
 }
 
 /* ---- reader ---- */

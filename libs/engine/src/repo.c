@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -323,16 +324,27 @@ enum status engine_repo_manifest_read(struct engine_repo *r, const char *rp_id, 
 	return st;
 }
 
-static int cmp_str(const void *a, const void *b)
+struct named_time {
+	char *name;
+	struct timespec t;
+};
+
+static int cmp_named_time(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct named_time *x = a, *y = b;
+
+	if (x->t.tv_sec != y->t.tv_sec)
+		return x->t.tv_sec < y->t.tv_sec ? -1 : 1;
+	if (x->t.tv_nsec != y->t.tv_nsec)
+		return x->t.tv_nsec < y->t.tv_nsec ? -1 : 1;
+	return strcmp(x->name, y->name);
 }
 
 enum status engine_repo_manifest_list(struct engine_repo *r, char ***ids, size_t *n, struct err *e)
 {
 	DIR *d = opendir(r->manifests);
 	struct dirent *de;
-	char **v = NULL;
+	struct named_time *v = NULL;
 	size_t cnt = 0, cap = 0;
 
 	*ids = NULL;
@@ -341,19 +353,27 @@ enum status engine_repo_manifest_list(struct engine_repo *r, char ***ids, size_t
 		return err_set(e, STATUS_IO, "open %s: %s", r->manifests, strerror(errno));
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
+		struct stat sb;
 
 		if (de->d_name[0] == '.' || len < 4 || strcmp(de->d_name + len - 3, ".mf") != 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &sb, 0) != 0)
 			continue;
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
 			v = xrealloc(v, cap * sizeof(*v));
 		}
-		v[cnt++] = xstrndup(de->d_name, len - 3);
+		v[cnt].name = xstrndup(de->d_name, len - 3);
+		v[cnt].t = sb.st_mtim; /* manifests are written once: mtime = commit time */
+		cnt++;
 	}
 	closedir(d);
 	if (cnt > 1)
-		qsort(v, cnt, sizeof(*v), cmp_str);
-	*ids = v;
+		qsort(v, cnt, sizeof(*v), cmp_named_time);
+	*ids = xcalloc(cnt ? cnt : 1, sizeof(char *));
+	for (size_t i = 0; i < cnt; i++)
+		(*ids)[i] = v[i].name;
+	free(v);
 	*n = cnt;
 	return STATUS_OK;
 }

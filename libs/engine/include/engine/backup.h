@@ -55,7 +55,7 @@ struct engine_backup_opts {
 	bool no_compress;      /* store encrypted but uncompressed */
 	bool cdc;              /* FastCDC (512K/1M/8M) instead of fixed chunks: for streams */
 	unsigned threads;      /* workers; 0 = online CPUs + 1 (I/O overlaps CPU work) */
-	const char *rp_id;     /* NULL = generate "<UTC yyyymmddThhmmssZ>-<8 hex>" */
+	const char *rp_id;     /* NULL = engine_rp_id_generate() */
 	const char *parent_rp; /* previous restore point (incremental); NULL = none */
 	const char *source;    /* free text stored in the manifest; may be NULL */
 	engine_progress_fn progress;
@@ -137,7 +137,8 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 /** @brief Release the report's problem list. */
 void engine_verify_report_cleanup(struct engine_verify_report *rep);
 
-/** @brief Generate a restore point id "<yyyymmddThhmmssZ>-<8 hex>" into out (>= 26 bytes). */
+/** @brief Generate a restore point id "<yyyymmddThhmmss.uuuuuuZ>-<8 hex>" (UTC, sorts in
+ *  creation order) into out (>= 33 bytes). */
 void engine_rp_id_generate(char *out, size_t cap);
 
 #endif

@@ -58,8 +58,8 @@ enum status engine_repo_manifest_put(struct engine_repo *r, const char *rp_id, c
 /** @brief Read a sealed manifest (new buffer in *out, caller frees). STATUS_NOT_FOUND. */
 enum status engine_repo_manifest_read(struct engine_repo *r, const char *rp_id, uint8_t **out,
                                       size_t *n, struct err *e) MUST_CHECK;
-/** @brief Restore point ids, sorted ascending (ids start with a UTC timestamp, so this is
- *  chronological). *ids is a new array of new strings; free with engine_repo_ids_free. */
+/** @brief Restore point ids in commit order (manifest file mtime, then name): the last is
+ *  the newest. *ids is a new array of new strings; free with engine_repo_ids_free. */
 enum status engine_repo_manifest_list(struct engine_repo *r, char ***ids, size_t *n,
                                       struct err *e) MUST_CHECK;
 void engine_repo_ids_free(char **ids, size_t n);
