@@ -182,6 +182,13 @@ if [[ -f deploy/nginx/compose.conf ]] &&
 		"(cp deploy/nginx/compose.conf deploy/k8s/nginx/default.conf)"
 fi
 
+# The six topics are created the same way everywhere.
+for t in cairn.identity cairn.jobs cairn.backup cairn.restore cairn.repository cairn.dlq; do
+	for f in docker-compose.yml deploy/k8s/kafka-topics-job.yaml docs/events.md; do
+		grep -q -- "$t" "$f" || fail "$f does not mention topic $t"
+	done
+done
+
 if ((${#failures[@]})); then
 	echo "contracts: ${#failures[@]} check(s) failed:" >&2
 	printf '  - %s\n' "${failures[@]}" >&2
