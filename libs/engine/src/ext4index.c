@@ -94,15 +94,20 @@ static uint64_t get64(const unsigned char *p)
 }
 
 /* Is there an ext2/3/4 superblock magic at byte off of the disk? */
-static bool has_ext_magic(const struct ext4index_source *src, uint64_t off, uint64_t size)
+static enum status ext_magic(const struct ext4index_source *src, uint64_t off, uint64_t size,
+                             bool *is_ext, struct err *e)
 {
 	unsigned char sb[2];
+	enum status st;
 
+	*is_ext = false;
 	if (size < 2048 || off + 1024 + 58 > src->size)
-		return false;
-	if (src_read(src, sb, 2, off + 1024 + 56, NULL) != STATUS_OK)
-		return false;
-	return get16(sb) == EXT2_SUPER_MAGIC;
+		return STATUS_OK;
+	st = src_read(src, sb, 2, off + 1024 + 56, e);
+	if (st != STATUS_OK)
+		return st;
+	*is_ext = get16(sb) == EXT2_SUPER_MAGIC;
+	return STATUS_OK;
 }
 
 struct parts {
@@ -126,7 +131,7 @@ static void parts_add(struct parts *ps, const struct ext4index_source *src, int 
 	p->table = table;
 	p->offset = off;
 	p->size = size;
-	p->is_ext = has_ext_magic(src, off, size);
+	p->is_ext = false; /* filled in by ext4index_partitions() */
 }
 
 static enum status gpt_scan(const struct ext4index_source *src, uint64_t sector, struct parts *ps,
@@ -230,7 +235,10 @@ enum status ext4index_partitions(const struct ext4index_source *src, struct ext4
 
 	*out = NULL;
 	*n = 0;
-	if (has_ext_magic(src, 0, src->size)) {
+	st = ext_magic(src, 0, src->size, &found, e);
+	if (st != STATUS_OK)
+		goto fail;
+	if (found) {
 		parts_add(&ps, src, 0, "none", 0, src->size);
 		goto done;
 	}
@@ -251,6 +259,11 @@ enum status ext4index_partitions(const struct ext4index_source *src, struct ext4
 	if (st != STATUS_OK)
 		goto fail;
 done:
+	for (size_t i = 0; i < ps.n; i++) {
+		st = ext_magic(src, ps.v[i].offset, ps.v[i].size, &ps.v[i].is_ext, e);
+		if (st != STATUS_OK)
+			goto fail;
+	}
 	*out = ps.v;
 	*n = ps.n;
 	return STATUS_OK;
@@ -473,6 +486,12 @@ static int on_dirent(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int of
 		warn(w->stats, "%s: entry with bad inode %u", w->dir_path, ino);
 		return 0;
 	}
+	if (memchr(d->name, '\0', (size_t)name_len) || memchr(d->name, '/', (size_t)name_len)) {
+		w->stats->errors++;
+		warn(w->stats, "%s: entry name with a NUL or '/' byte (inode %u)", w->dir_path,
+		     ino);
+		return 0;
+	}
 	w->path.len = 0;
 	if (w->path.data)
 		w->path.data[0] = '\0';
@@ -536,6 +555,26 @@ static enum status index_fs(const struct ext4index_source *src, struct ext4index
 		warn(stats, "file system at offset %llu: %s", (unsigned long long)info->offset,
 		     error_message(rc));
 		return STATUS_CORRUPT;
+	}
+	if (ext2fs_blocks_count(w.fs->super) > info->size / (uint64_t)w.fs->blocksize) {
+		stats->failed++;
+		warn(stats,
+		     "file system at offset %llu: %llu blocks of %u bytes do not fit in %llu bytes "
+		     "(truncated image?)",
+		     (unsigned long long)info->offset,
+		     (unsigned long long)ext2fs_blocks_count(w.fs->super), w.fs->blocksize,
+		     (unsigned long long)info->size);
+		st = STATUS_CORRUPT;
+		goto out_close;
+	}
+	/* Descriptors pointing outside the file system would send every read astray. */
+	rc = ext2fs_check_desc(w.fs);
+	if (rc) {
+		stats->failed++;
+		warn(stats, "file system at offset %llu: group descriptors: %s",
+		     (unsigned long long)info->offset, error_message(rc));
+		st = ctx.failed ? err_set(e, ctx.err.code, "%s", ctx.err.msg) : STATUS_CORRUPT;
+		goto out_close;
 	}
 	{
 		const unsigned char *u = w.fs->super->s_uuid;
