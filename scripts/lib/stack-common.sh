@@ -56,9 +56,15 @@ stack_is_root() { [[ $(id -u) -eq 0 ]]; }
 stack_load_config() {
   STACK_DIR=$(realpath -m -- "${CAIRN_STACK_DIR:-$REPO/var/stack}")
   CAIRN_STACK_DIR=$STACK_DIR
-  local v k val
+  local v k val foreign=0
+  # Variables exported by another stack's env file do not configure this one.
+  if [[ -n "${CAIRN_STACK_ENV_FOR:-}" && $(realpath -m -- "$CAIRN_STACK_ENV_FOR") != "$STACK_DIR" ]]; then
+    foreign=1
+  fi
   for v in "${STACK_SAVED_VARS[@]}"; do
-    [[ -n "${!v+x}" && -n "${!v}" ]] && STACK_EXPLICIT[$v]=1
+    if ((foreign == 0)) && [[ -n "${!v+x}" && -n "${!v}" ]]; then
+      STACK_EXPLICIT[$v]=1
+    fi
   done
   if [[ -r "$STACK_DIR/stack.conf" ]]; then
     while IFS='=' read -r k val; do
@@ -68,6 +74,7 @@ stack_load_config() {
   fi
   for v in "${STACK_SAVED_VARS[@]}"; do
     [[ -n "${STACK_EXPLICIT[$v]:-}" ]] && continue
+    unset "$v"
     if [[ -n "${STACK_SAVED[$v]:-}" ]]; then
       printf -v "$v" '%s' "${STACK_SAVED[$v]}"
     elif [[ -n "${STACK_DEFAULTS[$v]:-}" ]]; then
@@ -124,9 +131,10 @@ stack_prepare_dirs() {
 }
 
 # stack_lock - one `up`/`down` at a time per stack dir (released when the script exits).
+# Every server is started with fd 9 closed (9>&-), or it would hold the lock forever.
 stack_lock() {
-  exec 9>"$STACK_RUN/lock"
-  flock -w 300 9 || stack_die "another scripts/stack holds $STACK_RUN/lock"
+  exec 9>"$STACK_RUN/stack.lock"
+  flock -w 300 9 || stack_die "another scripts/stack up/down holds $STACK_RUN/stack.lock"
 }
 
 # stack_pid_alive PID NEEDLE - the process exists and its command line contains NEEDLE
@@ -247,6 +255,7 @@ stack_save_conf() {
 stack_env_lines() {
   local v svc
   printf 'export CAIRN_STACK_DIR=%q\n' "$STACK_DIR"
+  printf 'export CAIRN_STACK_ENV_FOR=%q\n' "$STACK_DIR"
   printf 'export CAIRN_DATABASE_URL=%q\n' "postgresql://cairn@127.0.0.1:$CAIRN_PG_PORT/cairn"
   printf 'export CAIRN_PG_ADMIN_URL=%q\n' "postgresql://postgres@127.0.0.1:$CAIRN_PG_PORT/postgres"
   printf 'export PGHOST=127.0.0.1\n'
@@ -260,7 +269,6 @@ stack_env_lines() {
   for v in "${STACK_PORT_VARS[@]}"; do
     printf 'export %s=%s\n' "$v" "${!v}"
   done
-  printf 'export CAIRN_PORTAL_DIR=%q\n' "$CAIRN_PORTAL_DIR"
 }
 
 stack_write_env() {

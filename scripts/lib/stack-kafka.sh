@@ -16,6 +16,7 @@ kafka_init_paths() {
   KAFKA_LOG=$KAFKA_LOG_DIR/server.log
   KAFKA_PID_FILE=$STACK_RUN/kafka.pid
   KAFKA_STOPPING_PID=
+  KAFKA_TOPIC_LIST=
 }
 
 kafka_pid() {
@@ -159,7 +160,7 @@ kafka_start() {
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
     -Djava.awt.headless=true -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
     -Dkafka.logs.dir="$KAFKA_LOG_DIR" -cp "$KAFKA_LIBS/*" \
-    kafka.Kafka "$KAFKA_CONF" >>"$KAFKA_LOG_DIR/stdout.log" 2>&1 </dev/null &
+    kafka.Kafka "$KAFKA_CONF" >>"$KAFKA_LOG_DIR/stdout.log" 2>&1 </dev/null 9>&- &
   echo "$!" >"$KAFKA_PID_FILE"
 }
 
@@ -174,29 +175,26 @@ kafka_wait_ready() {
       stack_log_tail "$KAFKA_LOG_DIR/stdout.log" 10
       return 1
     fi
-    if stack_tcp_open "$CAIRN_KAFKA_PORT" && kafka_topics --list >/dev/null 2>&1; then
+    if stack_tcp_open "$CAIRN_KAFKA_PORT" &&
+      KAFKA_TOPIC_LIST=$(kafka_topics --list 2>"$KAFKA_LOG_DIR/topics.err"); then
       return 0
     fi
     if ((SECONDS >= deadline)); then
       stack_err "kafka did not answer within ${STACK_TIMEOUT}s"
       stack_log_tail "$KAFKA_LOG"
+      stack_log_tail "$KAFKA_LOG_DIR/topics.err" 5
       return 1
     fi
     sleep 0.5
   done
 }
 
-# Create the cairn topics that are missing (in parallel; --if-not-exists makes a race
+# Create the cairn topics missing from KAFKA_TOPIC_LIST (set by kafka_wait_ready) (in parallel; --if-not-exists makes a race
 # with another creator harmless).
 kafka_ensure_topics() {
-  local have t missing=() pids=() rc=0 i
-  have=$(kafka_topics --list 2>"$KAFKA_LOG_DIR/topics.err") || {
-    stack_err "kafka: listing topics failed"
-    stack_log_tail "$KAFKA_LOG_DIR/topics.err" 10
-    return 1
-  }
+  local t missing=() pids=() rc=0 i
   for t in "${KAFKA_TOPICS[@]}"; do
-    grep -qxF -- "$t" <<<"$have" || missing+=("$t")
+    grep -qxF -- "$t" <<<"$KAFKA_TOPIC_LIST" || missing+=("$t")
   done
   ((${#missing[@]} == 0)) && return 0
   stack_say "kafka: creating topics ${missing[*]}"
@@ -217,6 +215,7 @@ kafka_ensure_topics() {
 }
 
 kafka_up() {
+  local t0=$SECONDS
   if kafka_running; then
     stack_say "kafka: already running (pid $(kafka_pid))"
   else
@@ -224,7 +223,7 @@ kafka_up() {
   fi
   kafka_wait_ready || return 1
   kafka_ensure_topics || return 1
-  stack_say "kafka: ready (pid $(kafka_pid), port $CAIRN_KAFKA_PORT)"
+  stack_say "kafka: ready in $((SECONDS - t0))s (pid $(kafka_pid), port $CAIRN_KAFKA_PORT)"
 }
 
 kafka_signal_stop() {

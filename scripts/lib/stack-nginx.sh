@@ -163,7 +163,7 @@ nginx_up() {
     rm -f "$NGINX_PID_FILE"
     stack_say "nginx: starting on 127.0.0.1:$CAIRN_HTTP_PORT"
     local out
-    if ! out=$("$NGINX_BIN" -p "$NGINX_DIR/" -c "$NGINX_CONF" -e "$NGINX_ERROR_LOG" 2>&1); then
+    if ! out=$("$NGINX_BIN" -p "$NGINX_DIR/" -c "$NGINX_CONF" -e "$NGINX_ERROR_LOG" 2>&1 9>&-); then
       stack_err "nginx failed to start: $out"
       stack_log_tail "$NGINX_ERROR_LOG"
       return 1
@@ -185,7 +185,11 @@ nginx_down() {
   # QUIT = graceful (finish open requests), then TERM, then KILL
   for sig in QUIT TERM KILL; do
     kill "-$sig" "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + (sig == KILL ? 2 : STACK_STOP_TIMEOUT / 2)))
+    if [[ $sig == KILL ]]; then
+      deadline=$((SECONDS + 2))
+    else
+      deadline=$((SECONDS + STACK_STOP_TIMEOUT / 2))
+    fi
     while stack_pid_alive "$pid" "$NGINX_CONF" && ((SECONDS < deadline)); do
       sleep 0.1
     done

@@ -99,7 +99,7 @@ pg_start() {
   pg_write_conf
   stack_say "postgresql: starting on 127.0.0.1:$CAIRN_PG_PORT"
   if ! pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$STACK_TIMEOUT" -s \
-    start >>"$PG_LOG" 2>&1; then
+    start >>"$PG_LOG" 2>&1 9>&-; then
     stack_err "postgresql did not start within ${STACK_TIMEOUT}s"
     stack_log_tail "$PG_LOG"
     return 1
@@ -127,6 +127,7 @@ SQL
 }
 
 pg_up() {
+  local t0=$SECONDS
   if pg_running; then
     stack_say "postgresql: already running (pid $(pg_pid))"
   else
@@ -147,7 +148,7 @@ pg_up() {
     stack_log_tail "$PG_LOG"
     return 1
   fi
-  stack_say "postgresql: ready (pid $(pg_pid), port $CAIRN_PG_PORT)"
+  stack_say "postgresql: ready in $((SECONDS - t0))s (pid $(pg_pid), port $CAIRN_PG_PORT)"
 }
 
 pg_down() {
