@@ -200,7 +200,7 @@ static enum status load_env(const struct cfg_section *s, const char *service,
 
 	for (size_t i = 0; i < s->nkeys; i++) {
 		cfg_var_name(name, sizeof(name), NULL, s->keys[i].name);
-		v = env_get(envp, name);
+		v = s->keys[i].svc_only ? NULL : env_get(envp, name);
 		if (v) {
 			st = store(&s->keys[i], s->out, v, name, e);
 			if (st != STATUS_OK)

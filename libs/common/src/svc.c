@@ -32,9 +32,9 @@ struct svc {
 static const struct cfg_key common_keys[] = {
 	CFG_STR("database_url", struct svc_cfg, database_url, NULL, true,
 	        "libpq URI of the cairn database, e.g. postgresql://cairn@127.0.0.1:55432/cairn"),
-	CFG_INT("http_port", struct svc_cfg, http_port, NULL, 0, 65535,
-	        "TCP port of the service's HTTP API (0 = ephemeral)"),
-	CFG_STR("http_bind", struct svc_cfg, http_bind, "127.0.0.1", false,
+	CFG_INT_SVC("http_port", struct svc_cfg, http_port, NULL, 0, 65535,
+	            "TCP port of the service's HTTP API (0 = ephemeral)"),
+	CFG_STR("http_addr", struct svc_cfg, http_addr, "127.0.0.1", false,
 	        "address the HTTP API binds to (0.0.0.0 in containers)"),
 	CFG_INT("http_threads", struct svc_cfg, http_threads, "4", 1, 256, "HTTP worker threads"),
 	CFG_INT("http_max_body", struct svc_cfg, http_max_body, "1048576", 1024, 1073741824,
@@ -192,7 +192,7 @@ static enum status migrate(struct svc *s, struct err *e)
 static enum status start_http(struct svc *s, struct err *e)
 {
 	struct http_config hc = {
-		.bind_addr = s->cfg.http_bind,
+		.bind_addr = s->cfg.http_addr,
 		.port = (uint16_t)s->cfg.http_port,
 		.threads = (unsigned)s->cfg.http_threads,
 		.max_body = (size_t)s->cfg.http_max_body,
@@ -399,7 +399,7 @@ int svc_main(const struct svc_def *def, int argc, char **argv)
 		goto out;
 	}
 	log_info("%s ready to serve on %s:%u (schema %s, consumer group %s)", def->name,
-	         s.cfg.http_bind, (unsigned)http_server_port(s.http), def->schema,
+	         s.cfg.http_addr, (unsigned)http_server_port(s.http), def->schema,
 	         def->topics ? s.cfg.consumer_group : "-");
 	run_loop(&s);
 	rc = 0;

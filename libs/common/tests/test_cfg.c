@@ -15,13 +15,15 @@
 
 struct tcfg {
 	long long http_port;
+	long long shared;
 	bool debug;
 	char *database_url;
 	char *token;
 };
 
 static const struct cfg_key keys[] = {
-	CFG_INT("http_port", struct tcfg, http_port, "8101", 1, 65535, "HTTP port"),
+	CFG_INT_SVC("http_port", struct tcfg, http_port, "8101", 1, 65535, "HTTP port"),
+	CFG_INT("workers_shared", struct tcfg, shared, "1", 1, 9, "shared int"),
 	CFG_BOOL("debug", struct tcfg, debug, "false", "debug mode"),
 	CFG_STR("database_url", struct tcfg, database_url, NULL, true, "libpq URI"),
 	CFG_SECRET("token", struct tcfg, token, "", false, "a secret"),
@@ -37,6 +39,7 @@ static void test_defaults_and_precedence(void **state)
 
 	assert_int_equal(cfg_load(keys, NKEYS, "mover", env, &c, &e), STATUS_OK);
 	assert_int_equal(c.http_port, 9001);
+	assert_int_equal(c.shared, 1);
 	assert_false(c.debug);
 	assert_string_equal(c.database_url, "postgresql://a@h/db");
 	cfg_cleanup(keys, NKEYS, &c);
@@ -58,14 +61,14 @@ static void test_errors_name_the_variable(void **state)
 {
 	const char *missing[] = { NULL };
 	const char *badint[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_HTTP_PORT=80a", NULL };
-	const char *range[] = { "CAIRN_DATABASE_URL=x", "CAIRN_HTTP_PORT=70000", NULL };
+	const char *range[] = { "CAIRN_DATABASE_URL=x", "CAIRN_WORKERS_SHARED=10", NULL };
 	const char *badbool[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_DEBUG=maybe", NULL };
 	const char *unknown[] = { "CAIRN_DATABASE_URL=x", "CAIRN_MOVER_HTTP_PROT=1", NULL };
 	const char *empty[] = { "CAIRN_DATABASE_URL=", NULL };
 
 	expect_invalid(missing, "CAIRN_MOVER_DATABASE_URL");
 	expect_invalid(badint, "CAIRN_MOVER_HTTP_PORT");
-	expect_invalid(range, "CAIRN_HTTP_PORT");
+	expect_invalid(range, "CAIRN_WORKERS_SHARED");
 	expect_invalid(badbool, "CAIRN_MOVER_DEBUG");
 	expect_invalid(unknown, "CAIRN_MOVER_HTTP_PROT");
 	expect_invalid(empty, "CAIRN_MOVER_DATABASE_URL");

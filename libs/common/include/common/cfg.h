@@ -31,26 +31,24 @@ struct cfg_key {
 	size_t offset;      /* offsetof(struct <svc>_cfg, field) */
 	const char *defval; /* NULL = no default */
 	long long min, max; /* CFG_T_INT bounds */
-	bool required;      /* a required key must end up non-empty */
 	const char *help;   /* one line, shown in docs and errors */
+	bool required;      /* a required key must end up non-empty */
+	bool svc_only;      /* read only CAIRN_<SVC>_<KEY>, never the shared CAIRN_<KEY> */
 };
 
-#define CFG_INT(n, st, f, def, lo, hi, h)                                                          \
-	{                                                                                          \
-		(n), CFG_T_INT, offsetof(st, f), (def), (lo), (hi), false, (h)                     \
-	}
-#define CFG_BOOL(n, st, f, def, h)                                                                 \
-	{                                                                                          \
-		(n), CFG_T_BOOL, offsetof(st, f), (def), 0, 1, false, (h)                          \
-	}
-#define CFG_STR(n, st, f, def, req, h)                                                             \
-	{                                                                                          \
-		(n), CFG_T_STR, offsetof(st, f), (def), 0, 0, (req), (h)                           \
-	}
-#define CFG_SECRET(n, st, f, def, req, h)                                                          \
-	{                                                                                          \
-		(n), CFG_T_SECRET, offsetof(st, f), (def), 0, 0, (req), (h)                        \
-	}
+/* clang-format off */
+#define CFG_INT(n, st, f, def, lo, hi, h) \
+	{ (n), CFG_T_INT, offsetof(st, f), (def), (lo), (hi), (h), false, false }
+/* An integer read only from CAIRN_<SVC>_<KEY> (e.g. a port, which differs per service). */
+#define CFG_INT_SVC(n, st, f, def, lo, hi, h) \
+	{ (n), CFG_T_INT, offsetof(st, f), (def), (lo), (hi), (h), false, true }
+#define CFG_BOOL(n, st, f, def, h) \
+	{ (n), CFG_T_BOOL, offsetof(st, f), (def), 0, 1, (h), false, false }
+#define CFG_STR(n, st, f, def, req, h) \
+	{ (n), CFG_T_STR, offsetof(st, f), (def), 0, 0, (h), (req), false }
+#define CFG_SECRET(n, st, f, def, req, h) \
+	{ (n), CFG_T_SECRET, offsetof(st, f), (def), 0, 0, (h), (req), false }
+/* clang-format on */
 
 /** @brief Fill `out` (a zeroed struct the table describes) for `service` from `envp`
  *  (NULL = the process environment) and CAIRN_CONFIG_FILE.

@@ -13,7 +13,7 @@
  * producer, close the database.
  *
  * Common settings (CAIRN_<KEY> or CAIRN_<SVC>_<KEY>, see docs/configuration.md):
- *   database_url (required), http_port, http_bind, http_threads, http_max_body,
+ *   database_url (required), http_port (CAIRN_<SVC>_HTTP_PORT only), http_addr, http_threads, http_max_body,
  *   log_level, sql_dir, consumer_group, ready_timeout_ms, shutdown_timeout_ms.
  * KAFKA_* variables go to librdkafka (KAFKA_BOOTSTRAP_SERVERS is required).
  */
@@ -36,7 +36,7 @@ struct svc;
 struct svc_cfg {
 	char *database_url;
 	long long http_port;
-	char *http_bind;
+	char *http_addr;
 	long long http_threads;
 	long long http_max_body;
 	char *log_level;
