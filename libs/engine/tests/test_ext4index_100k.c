@@ -188,7 +188,8 @@ static void test_100k_files_match_debugfs(void **state)
 	t_tree = mono() - t0;
 
 	t0 = mono();
-	cmd = xasprintf("mke2fs -q -F -t ext4 -N 110000 -d '%s' '%s' 512M >/dev/null 2>&1", src, img);
+	cmd = xasprintf("mke2fs -q -F -t ext4 -N 110000 -d '%s' '%s' 512M >/dev/null 2>&1", src,
+	                img);
 	run(cmd);
 	free(cmd);
 	t_mkfs = mono() - t0;
