@@ -57,6 +57,12 @@ stack_load_config() {
   STACK_DIR=$(realpath -m -- "${CAIRN_STACK_DIR:-$REPO/var/stack}")
   CAIRN_STACK_DIR=$STACK_DIR
   local v k val foreign=0
+  STACK_PORTAL_AUTO=0
+  if [[ "${CAIRN_PORTAL_DIR:-}" == auto ]]; then
+    # forget a remembered portal dir and choose the default again
+    STACK_PORTAL_AUTO=1
+    unset CAIRN_PORTAL_DIR
+  fi
   # Variables exported by another stack's env file do not configure this one.
   if [[ -n "${CAIRN_STACK_ENV_FOR:-}" && $(realpath -m -- "$CAIRN_STACK_ENV_FOR") != "$STACK_DIR" ]]; then
     foreign=1
@@ -75,6 +81,7 @@ stack_load_config() {
   for v in "${STACK_SAVED_VARS[@]}"; do
     [[ -n "${STACK_EXPLICIT[$v]:-}" ]] && continue
     unset "$v"
+    [[ "$v" == CAIRN_PORTAL_DIR && $STACK_PORTAL_AUTO == 1 ]] && continue
     if [[ -n "${STACK_SAVED[$v]:-}" ]]; then
       printf -v "$v" '%s' "${STACK_SAVED[$v]}"
     elif [[ -n "${STACK_DEFAULTS[$v]:-}" ]]; then
@@ -233,13 +240,29 @@ stack_check_running_ports() {
   return 0
 }
 
+# Fail before starting anything when a port this stack needs is taken by someone else.
+stack_check_ports_free() {
+  local busy=() v
+  local -a check=()
+  pg_running || check+=(CAIRN_PG_PORT)
+  kafka_running || check+=(CAIRN_KAFKA_PORT CAIRN_KAFKA_CONTROLLER_PORT)
+  nginx_running || check+=(CAIRN_HTTP_PORT)
+  for v in "${check[@]}"; do
+    stack_tcp_open "${!v}" && busy+=("$v=${!v}")
+  done
+  if ((${#busy[@]} > 0)); then
+    stack_die "port(s) already in use by another process: ${busy[*]} (another stack? try CAIRN_STACK_FREE_PORTS=1 or 'scripts/stack pick-ports')"
+  fi
+  return 0
+}
+
 stack_save_conf() {
   local v tmp="$STACK_DIR/stack.conf.tmp"
   {
     echo "# written by scripts/stack up; environment variables override these"
     for v in "${STACK_SAVED_VARS[@]}"; do
       if [[ "$v" == CAIRN_PORTAL_DIR && -z "${STACK_EXPLICIT[$v]:-}" &&
-        -z "${STACK_SAVED[$v]:-}" ]]; then
+        (-z "${STACK_SAVED[$v]:-}" || $STACK_PORTAL_AUTO == 1) ]]; then
         continue
       fi
       printf '%s=%s\n' "$v" "${!v}"

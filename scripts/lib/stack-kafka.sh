@@ -92,6 +92,9 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=10
 group.initial.rebalance.delay.ms=0
+# a broker killed with SIGKILL re-registers after its old session expires: keep it short
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
 auto.create.topics.enable=false
 delete.topic.enable=true
 num.network.threads=2

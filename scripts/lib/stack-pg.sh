@@ -38,13 +38,14 @@ pg_running() {
 # directory it cannot traverse (mktemp -d makes 0700 directories, for example).
 pg_fix_traversal() {
   stack_is_root || return 0
-  local d=$STACK_DIR
-  while [[ "$d" != / && -n "$d" ]]; do
+  local d="" part parts
+  IFS=/ read -r -a parts <<<"${STACK_DIR#/}"
+  for part in "${parts[@]}"; do
+    d+=/$part
     if ! runuser -u postgres -- test -x "$d" 2>/dev/null; then
       chmod o+x "$d"
       stack_say "postgresql: chmod o+x $d (so the postgres user can reach the stack dir)"
     fi
-    d=$(dirname "$d")
   done
 }
 
@@ -100,7 +101,7 @@ pg_start() {
   stack_say "postgresql: starting on 127.0.0.1:$CAIRN_PG_PORT"
   if ! pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$STACK_TIMEOUT" -s \
     start >>"$PG_LOG" 2>&1 9>&-; then
-    stack_err "postgresql did not start within ${STACK_TIMEOUT}s"
+    stack_err "postgresql failed to start (pg_ctl start)"
     stack_log_tail "$PG_LOG"
     return 1
   fi
