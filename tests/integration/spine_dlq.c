@@ -269,9 +269,11 @@ int main(void)
 		rd_kafka_message_destroy(m);
 	}
 	spine_check(found == 3, "three dead letters on %s", KAFKA_DLQ_TOPIC);
-	spine_check(strstr(reasons[0], "not JSON") != NULL, "reason for the non-JSON value");
-	spine_check(strstr(reasons[1], "ce_id") != NULL, "reason for the missing ce_id");
-	spine_check(strstr(reasons[2], "handler: invalid") != NULL,
+	spine_check(reasons[0] != NULL && strstr(reasons[0], "not JSON") != NULL,
+	            "reason for the non-JSON value");
+	spine_check(reasons[1] != NULL && strstr(reasons[1], "ce_id") != NULL,
+	            "reason for the missing ce_id");
+	spine_check(reasons[2] != NULL && strstr(reasons[2], "handler: invalid") != NULL,
 	            "reason for the rejected event");
 
 	for (int i = 0; i < 3; i++)

@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 			snprintf(key, sizeof(key), "vm-%ld", (i + j) % NKEYS);
 			event_init(&ev);
 			st = event_make(&ev, "cairn.spine.test", "/cairn/spine-writer", key, "t-1",
-			                json_pack("{s:s, s:I}", "k", key, "n", (json_int_t)(i + j)),
+			                json_pack("{s:s, s:I}", "k", key, "n", (json_int_t)i + j),
 			                &e);
 			if (st == STATUS_OK)
 				st = outbox_add(dbc, schema, &ev, topic, key, &e);

@@ -80,7 +80,7 @@ enum status db_migration_list(const char *dir, struct db_migration **out, size_t
 		return err_set(e, STATUS_IO, "migrations dir %s: %s", dir, strerror(errno));
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
-		long version;
+		long version = 0;
 
 		if (de->d_name[0] == '.' || len < 4 || strcmp(de->d_name + len - 4, ".sql") != 0)
 			continue;
@@ -145,8 +145,8 @@ static void sha256_hex(const void *p, size_t n, char out[65])
 	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1)
 		mdlen = 0;
 	for (unsigned int i = 0; i < mdlen && i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	out[2 * (mdlen < 32 ? mdlen : 32)] = '\0';
+		snprintf(out + 2 * (size_t)i, 3, "%02x", md[i]);
+	out[2 * (size_t)(mdlen < 32 ? mdlen : 32)] = '\0';
 }
 
 /* Applies one file in its own transaction and records it. */

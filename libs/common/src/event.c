@@ -14,16 +14,21 @@ void event_init(struct event *ev)
 	memset(ev, 0, sizeof(*ev));
 }
 
-void event_cleanup(struct event *ev)
+/* Release the fields of a non-NULL event. */
+static void release(struct event *ev)
 {
-	if (ev == NULL)
-		return;
 	free(ev->type);
 	free(ev->source);
 	free(ev->subject);
 	free(ev->tenant_id);
 	json_decref(ev->data);
 	event_init(ev);
+}
+
+void event_cleanup(struct event *ev)
+{
+	if (ev != NULL)
+		release(ev);
 }
 
 enum status event_uuid_v4(char out[EVENT_ID_LEN], struct err *e)
@@ -87,7 +92,7 @@ enum status event_make(struct event *ev, const char *type, const char *source, c
 {
 	enum status st;
 
-	event_cleanup(ev);
+	release(ev);
 	if (type == NULL || type[0] == '\0' || source == NULL || source[0] == '\0') {
 		json_decref(data);
 		return err_set(e, STATUS_INVALID, "event type and source are required");
@@ -164,12 +169,12 @@ static char *hdr_dup(const rd_kafka_headers_t *h, const char *name)
 static enum status require(const rd_kafka_headers_t *h, const char *name, char **out, struct err *e)
 {
 	*out = hdr_dup(h, name);
-	if (*out == NULL || (*out)[0] == '\0') {
-		free(*out);
-		*out = NULL;
-		return err_set(e, STATUS_INVALID, "missing required header %s", name);
-	}
-	return STATUS_OK;
+	if (*out != NULL && (*out)[0] != '\0')
+		return STATUS_OK;
+	free(*out);
+	*out = NULL;
+	err_set(e, STATUS_INVALID, "missing required header %s", name);
+	return STATUS_INVALID;
 }
 
 enum status event_decode(const rd_kafka_headers_t *hdrs, const void *value, size_t len,
@@ -179,7 +184,7 @@ enum status event_decode(const rd_kafka_headers_t *hdrs, const void *value, size
 	json_error_t jerr;
 	enum status st;
 
-	event_cleanup(ev);
+	release(ev);
 	st = require(hdrs, "ce_id", &id, e);
 	if (st != STATUS_OK)
 		goto out;
@@ -223,7 +228,7 @@ enum status event_decode(const rd_kafka_headers_t *hdrs, const void *value, size
 	snprintf(ev->time, sizeof(ev->time), "%s", tm);
 out:
 	if (st != STATUS_OK)
-		event_cleanup(ev);
+		release(ev);
 	free(id);
 	free(spec);
 	free(tm);

@@ -186,8 +186,8 @@ enum status kafka_producer_send_raw(struct kafka_producer *kp, const char *topic
 	for (int tries = 0;; tries++) {
 		kerr = rd_kafka_producev(
 		        kp->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		        RD_KAFKA_V_KEY((void *)(uintptr_t)key, key ? keylen : 0),
-		        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len), RD_KAFKA_V_HEADERS(hdrs),
+		        RD_KAFKA_V_KEY((void *)key, key ? keylen : 0),
+		        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_HEADERS(hdrs),
 		        RD_KAFKA_V_OPAQUE(dr), RD_KAFKA_V_END);
 		if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries >= 100)
 			break;
