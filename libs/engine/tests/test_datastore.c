@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "common/xalloc.h"
 #include "engine/datastore.h"
@@ -353,6 +354,68 @@ static void test_lock_snapshot(void **state)
 	platform_snapshot_free(snap);
 }
 
+/* The write tool itself (cairn-datastore, built beside this test binary) honours the lock. */
+static void test_write_tool_honours_lock(void **state)
+{
+	struct fx *f = *state;
+	struct platform_snapshot *snap;
+	struct err e;
+	char exe[4096], *tool, *cmd, *out;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int rc;
+
+	assert_true(n > 0);
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	tool = xasprintf("%s/cairn-datastore", exe);
+	if (access(tool, X_OK) != 0) {
+		print_message("SKIP: %s not built (build target tool_datastore)\n", tool);
+		free(tool);
+		skip();
+	}
+	out = xasprintf("%s/tool.err", f->tmp);
+	assert_int_equal(datastore_snapshot_create(f->vm, DATASTORE_SNAP_LOCK, &snap, &e),
+	                 STATUS_OK);
+	cmd = xasprintf("'%s' write --vm '%s' --disk data --offset 64K --random 4096 --seed 5 "
+	                "--wait-ms 100 2>'%s'",
+	                tool, f->vm->locator, out);
+	rc = system(cmd);
+	assert_true(WIFEXITED(rc));
+	assert_int_equal(WEXITSTATUS(rc), 3); /* timeout */
+	{
+		char msg[1024] = "";
+		FILE *fe = fopen(out, "r");
+		assert_non_null(fe);
+		size_t got = fread(msg, 1, sizeof(msg) - 1, fe);
+		msg[got] = '\0';
+		fclose(fe);
+		assert_non_null(strstr(msg, snap->id));
+	}
+	assert_int_equal(datastore_snapshot_release(snap, &e), STATUS_OK);
+	rc = system(cmd);
+	assert_true(WIFEXITED(rc));
+	assert_int_equal(WEXITSTATUS(rc), 0);
+
+	/* What the tool wrote is the seeded stream, and the -ctk saw exactly that block. */
+	unsigned char got[4096], want[4096];
+	read_disk(platform_vm_disk(f->vm, "data")->path, 65536, got, sizeof(got));
+	datastore_random_fill(5, 0, want, sizeof(want));
+	assert_memory_equal(got, want, sizeof(got));
+	struct extent_list l;
+	extent_list_init(&l);
+	assert_int_equal(datastore_changed_extents(f->vm, "data",
+	                                           platform_snapshot_disk(snap, "data")->change_id,
+	                                           &l, &e),
+	                 STATUS_OK);
+	static const struct extent one[] = { { 65536, 65536 } };
+	expect_extents(&l, one, 1);
+	extent_list_cleanup(&l);
+	platform_snapshot_free(snap);
+	free(cmd);
+	free(out);
+	free(tool);
+}
+
 static void test_reflink_snapshot(void **state)
 {
 	struct fx *f = *state;
@@ -549,6 +612,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_and_inventory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_and_ctk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_tool_honours_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reflink_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_platform_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_helpers, setup, teardown),

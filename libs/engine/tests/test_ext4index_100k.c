@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "common/xalloc.h"
 #include "engine/ext4index.h"
@@ -148,7 +149,14 @@ static double mono(void)
 
 static void test_100k_files_match_debugfs(void **state)
 {
+	/* The tree and the image live on tmpfs when there is one: creating 100,000 files on a
+	 * journalled disk file system that other jobs keep busy took 75 s instead of 7. */
 	const char *tmpdir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	struct statvfs vfs;
+	if (getenv("CAIRN_TEST_NO_SHM") == NULL && statvfs("/dev/shm", &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize > (512ull << 20) && vfs.f_favail > 200000 &&
+	    access("/dev/shm", W_OK) == 0)
+		tmpdir = "/dev/shm";
 	char tmp[256], *src, *img, *cmd;
 	struct strs rows = { 0 }, want = { 0 };
 	struct ext4index_source s;
