@@ -125,6 +125,10 @@ static int cmd_run(int argc, char **argv)
 	dlq = kafka_producer_new(NULL, &e);
 	if (dlq == NULL)
 		spine_die("%s", e.msg);
+	/* Whoever starts first creates the topic (idempotent): subscribing to a missing topic
+	 * would only notice it at the next periodic metadata refresh. */
+	if (kafka_topic_create(dlq, topic, 3, 15000, &e) != STATUS_OK)
+		spine_die("%s", e.msg);
 	topics[0] = topic;
 	topics[1] = NULL;
 	o.group_id = group;
