@@ -217,6 +217,150 @@ kafka_ensure_topics() {
   return "$rc"
 }
 
+# A small Admin-client program (source below) waits for the broker and creates the
+# missing topics in one JVM, instead of one TopicCommand JVM per poll and per topic
+# (which matters on a busy 2-core machine). It is compiled once per source version
+# into $KAFKA_HOME/cairn-admin-<hash>/. Without javac, the TopicCommand path is used.
+kafka_admin_source() {
+  cat <<'JAVA'
+import java.util.*;
+import java.util.concurrent.*;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.errors.TopicExistsException;
+
+/** scripts/stack helper: wait until the broker answers, create missing topics, list topics. */
+public final class CairnKafkaAdmin {
+  public static void main(String[] args) throws Exception {
+    if (args.length < 2) {
+      System.err.println("usage: CairnKafkaAdmin BOOTSTRAP TIMEOUT_MS [TOPIC:PARTITIONS...]");
+      System.exit(64);
+    }
+    long deadline = System.currentTimeMillis() + Long.parseLong(args[1]);
+    Properties p = new Properties();
+    p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+    p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "3000");
+    p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "5000");
+    p.put(AdminClientConfig.RETRY_BACKOFF_MS_CONFIG, "100");
+    p.put(AdminClientConfig.RECONNECT_BACKOFF_MS_CONFIG, "100");
+    p.put(AdminClientConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, "500");
+    try (Admin admin = Admin.create(p)) {
+      Set<String> have = null;
+      Exception last = null;
+      while (have == null) {
+        try {
+          have = admin.listTopics().names().get(3, TimeUnit.SECONDS);
+        } catch (ExecutionException | TimeoutException e) {
+          last = e;
+          if (System.currentTimeMillis() >= deadline) {
+            System.err.println("kafka did not answer: " + last);
+            System.exit(2);
+          }
+          Thread.sleep(200);
+        }
+      }
+      List<NewTopic> missing = new ArrayList<>();
+      for (int i = 2; i < args.length; i++) {
+        String[] tp = args[i].split(":", 2);
+        if (!have.contains(tp[0]))
+          missing.add(new NewTopic(tp[0], Integer.parseInt(tp[1]), (short) 1));
+      }
+      if (!missing.isEmpty()) {
+        CreateTopicsResult r = admin.createTopics(missing);
+        for (Map.Entry<String, KafkaFuture<Void>> e : r.values().entrySet()) {
+          try {
+            e.getValue().get(30, TimeUnit.SECONDS);
+            System.err.println("created topic " + e.getKey());
+          } catch (ExecutionException ex) {
+            if (!(ex.getCause() instanceof TopicExistsException)) {
+              System.err.println("creating topic " + e.getKey() + " failed: " + ex.getCause());
+              System.exit(1);
+            }
+          }
+        }
+        have = admin.listTopics().names().get(10, TimeUnit.SECONDS);
+      }
+      new TreeSet<>(have).forEach(System.out::println);
+    }
+  }
+}
+JAVA
+}
+
+kafka_admin_build() {
+  KAFKA_ADMIN_CP=
+  [[ "${CAIRN_KAFKA_ADMIN:-helper}" == helper ]] || return 1
+  command -v javac >/dev/null || return 1
+  local hash dir tmp
+  hash=$(kafka_admin_source | sha256sum | cut -c1-12)
+  dir=$KAFKA_HOME/cairn-admin-$hash
+  if [[ ! -f "$dir/CairnKafkaAdmin.class" ]]; then
+    tmp=$(mktemp -d "$KAFKA_HOME/.cairn-admin.XXXXXX") || return 1
+    kafka_admin_source >"$tmp/CairnKafkaAdmin.java"
+    if ! javac -nowarn -cp "$KAFKA_LIBS/*" -d "$tmp" "$tmp/CairnKafkaAdmin.java" \
+      >>"$KAFKA_LOG_DIR/admin-build.log" 2>&1; then
+      stack_say "kafka: compiling the admin helper failed (see $KAFKA_LOG_DIR/admin-build.log), using TopicCommand"
+      rm -rf "$tmp"
+      return 1
+    fi
+    chmod 755 "$tmp"
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp" # another stack was faster
+  fi
+  KAFKA_ADMIN_CP=$dir
+}
+
+# Wait for the broker and create missing topics with the admin helper, watching that
+# the broker stays alive meanwhile.
+kafka_admin_ready_and_topics() {
+  local pid deadline specs=() t apid rc=0
+  pid=$(kafka_pid)
+  deadline=$((SECONDS + STACK_TIMEOUT))
+  for t in "${KAFKA_TOPICS[@]}"; do
+    specs+=("$t:${KAFKA_TOPIC_PARTITIONS[$t]}")
+  done
+  java -Xmx256m -Xms32m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto \
+    -Djava.awt.headless=true -Dlog4j.configuration="file:$KAFKA_DIR/tools-log4j.properties" \
+    -cp "$KAFKA_LIBS/*:$KAFKA_ADMIN_CP" CairnKafkaAdmin "127.0.0.1:$CAIRN_KAFKA_PORT" \
+    "$((STACK_TIMEOUT * 1000))" "${specs[@]}" >"$KAFKA_DIR/topics.out" 2>"$KAFKA_LOG_DIR/admin.log" &
+  apid=$!
+  while [[ -d "/proc/$apid" ]] && kill -0 "$apid" 2>/dev/null; do
+    if ! stack_pid_alive "$pid" "$KAFKA_CONF"; then
+      kill -TERM "$apid" 2>/dev/null || true
+      wait "$apid" 2>/dev/null || true
+      stack_err "kafka exited while starting (pid $pid)"
+      stack_log_tail "$KAFKA_LOG"
+      stack_log_tail "$KAFKA_LOG_DIR/stdout.log" 10
+      return 1
+    fi
+    if ((SECONDS > deadline + 15)); then
+      kill -TERM "$apid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  wait "$apid" || rc=$?
+  if ((rc != 0)); then
+    if ((rc == 2)); then
+      stack_err "kafka did not answer within ${STACK_TIMEOUT}s"
+    else
+      stack_err "kafka: waiting for the broker / creating topics failed (exit $rc)"
+    fi
+    stack_log_tail "$KAFKA_LOG"
+    stack_log_tail "$KAFKA_LOG_DIR/admin.log" 10
+    return 1
+  fi
+  KAFKA_TOPIC_LIST=$(<"$KAFKA_DIR/topics.out")
+  local created
+  created=$(sed -n 's/^created topic //p' "$KAFKA_LOG_DIR/admin.log" | tr '\n' ' ')
+  [[ -n "$created" ]] && stack_say "kafka: created topics $created"
+  for t in "${KAFKA_TOPICS[@]}"; do
+    grep -qxF -- "$t" <<<"$KAFKA_TOPIC_LIST" || {
+      stack_err "kafka: topic $t missing after creation"
+      return 1
+    }
+  done
+}
+
 kafka_up() {
   local t0=$SECONDS
   if kafka_running; then
@@ -224,8 +368,13 @@ kafka_up() {
   else
     kafka_start || return 1
   fi
-  kafka_wait_ready || return 1
-  kafka_ensure_topics || return 1
+  kafka_write_tool_conf
+  if kafka_admin_build; then
+    kafka_admin_ready_and_topics || return 1
+  else
+    kafka_wait_ready || return 1
+    kafka_ensure_topics || return 1
+  fi
   stack_say "kafka: ready in $((SECONDS - t0))s (pid $(kafka_pid), port $CAIRN_KAFKA_PORT)"
 }
 
