@@ -25,6 +25,8 @@ const struct cfg_key auth_cfg_keys[] = {
 	           "key-encryption key for signing keys: base64 of 32 bytes"),
 	CFG_STR("runtime_role", struct auth_cfg, runtime_role, "cairn_auth_rt", false,
 	        "database role of every request transaction (SET LOCAL ROLE)"),
+	CFG_BOOL("require_runtime_role", struct auth_cfg, require_runtime_role, "false",
+	         "refuse to start when the runtime role is missing (production)"),
 	CFG_SECRET("runtime_database_url", struct auth_cfg, runtime_database_url, "", false,
 	           "separate login for the runtime role (default: database_url)"),
 	CFG_INT("access_ttl_s", struct auth_cfg, access_ttl_s, "900", 60, 1200,
@@ -327,6 +329,50 @@ static void *heartbeat_run(void *arg)
 
 /* ---- setup / teardown ---- */
 
+/* Is the runtime role there and may we SET ROLE to it? If not, either refuse to start
+ * (require_runtime_role) or run requests as the connecting role: FORCE ROW LEVEL SECURITY
+ * still binds the owner, but the owner could lift it, so this is logged as an error. */
+static enum status runtime_role_check(struct auth_app *a, struct err *e)
+{
+	struct db_conn *dbc;
+	PGresult *res = NULL;
+	const char *p[1] = { a->cfg.runtime_role };
+	bool ok = false;
+	enum status st;
+
+	dbc = db_conn_new(a->cfg.runtime_database_url && *a->cfg.runtime_database_url
+	                          ? a->cfg.runtime_database_url
+	                          : a->db_url,
+	                  e);
+	if (!dbc)
+		return e->code;
+	st = db_query(dbc,
+	              "SELECT pg_has_role(current_user, r.oid, 'MEMBER') AND NOT r.rolsuper "
+	              "AND NOT r.rolbypassrls FROM pg_roles r WHERE r.rolname = $1",
+	              1, p, &res, e);
+	if (st == STATUS_OK) {
+		ok = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+	}
+	db_conn_free(dbc);
+	if (st != STATUS_OK)
+		return st;
+	if (ok)
+		return STATUS_OK;
+	if (a->cfg.require_runtime_role)
+		return err_set(e, STATUS_INVALID,
+		               "CAIRN_AUTH_RUNTIME_ROLE: role %s is missing, privileged, or not "
+		               "granted to the connecting role (see docs/auth.md)",
+		               a->cfg.runtime_role);
+	log_error("database role %s is missing or not granted to the connecting role: requests "
+	          "run as the table owner (row-level security is forced, but the owner could "
+	          "lift it). Create it: see docs/auth.md",
+	          a->cfg.runtime_role);
+	free(a->cfg.runtime_role);
+	a->cfg.runtime_role = xstrdup("");
+	return STATUS_OK;
+}
+
 enum status auth_setup(struct svc *s, void *app, struct err *e)
 {
 	struct auth_app *a = app;
@@ -343,6 +389,11 @@ enum status auth_setup(struct svc *s, void *app, struct err *e)
 	if (!a->cfg.runtime_role || !*a->cfg.runtime_role)
 		log_warn("CAIRN_AUTH_RUNTIME_ROLE is empty: requests run as the connecting role; "
 		         "row-level security then relies on that role not owning the tables");
+	if (a->cfg.runtime_role && *a->cfg.runtime_role) {
+		st = runtime_role_check(a, e);
+		if (st != STATUS_OK)
+			return st;
+	}
 	if (a->cfg.kek && *a->cfg.kek) {
 		st = auth_kek_parse(a->cfg.kek, a->kek, e);
 		if (st != STATUS_OK)

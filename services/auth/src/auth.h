@@ -26,6 +26,7 @@ struct auth_cfg {
 	char *kek;                  /* base64 of 32 bytes; empty = keys stored unwrapped */
 	char *runtime_role;         /* SET LOCAL ROLE per transaction; empty = none */
 	char *runtime_database_url; /* optional separate login for the runtime role */
+	bool require_runtime_role;
 	long long access_ttl_s;
 	long long refresh_ttl_s;
 	long long exchange_ttl_s; /* JWTs minted from API tokens */

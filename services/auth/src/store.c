@@ -301,7 +301,8 @@ enum status store_user_set_enabled(struct db_conn *dbc, const char *id, bool ena
 	const char *p[2] = { id, enabled ? "true" : "false" };
 
 	return returning_epoch(dbc,
-	                       "UPDATE users SET enabled = $2::boolean, epoch = epoch + 1, "
+	                       "UPDATE users SET enabled = $2::boolean, "
+	                       "epoch = epoch + CASE WHEN $2::boolean THEN 0 ELSE 1 END, "
 	                       "updated_at = now() WHERE id = $1 RETURNING epoch",
 	                       2, p, epoch, e);
 }
@@ -392,7 +393,8 @@ enum status store_tenant_set_enabled(struct db_conn *dbc, const char *id, bool e
 	const char *p[2] = { id, enabled ? "true" : "false" };
 
 	return returning_epoch(dbc,
-	                       "UPDATE tenants SET enabled = $2::boolean, epoch = epoch + 1, "
+	                       "UPDATE tenants SET enabled = $2::boolean, "
+	                       "epoch = epoch + CASE WHEN $2::boolean THEN 0 ELSE 1 END, "
 	                       "updated_at = now() WHERE id = $1 RETURNING epoch",
 	                       2, p, epoch, e);
 }
