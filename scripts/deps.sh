@@ -13,7 +13,7 @@ PKGS=(
   librdkafka-dev libpq-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
   libjwt-dev libargon2-dev libzstd-dev libext2fs-dev e2fsprogs fdisk libcmocka-dev uuid-dev
   postgresql-15 postgresql-client-15 nginx-light
-  openjdk-17-jre-headless maven
+  openjdk-17-jdk-headless maven
   clang-format clang-tidy cppcheck
   restic borgbackup time hyperfine
   docker-compose
