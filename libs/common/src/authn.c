@@ -21,7 +21,7 @@
 #include "common/xalloc.h"
 
 #define TOKEN_MAX 8192
-#define JWKS_MAX (64 * 1024)
+#define JWKS_MAX ((size_t)64 * 1024)
 #define KEYS_MAX 16
 #define PARTS_MAX 256
 

@@ -515,10 +515,10 @@ static void test_tampering(void **state)
 	char *pl = payload(NULL), *t = sign_es256(f->key, HDR, pl), *t2, *p2, *h;
 	char *dot1 = strchr(t, '.'), *dot2 = strrchr(t, '.');
 	char *evil = xstrdup(pl);
-	char *role = strstr(evil, "backup-operator");
+	char *epoch = strstr(evil, "\"epoch\":3");
 
-	/* payload with a different role, original signature */
-	memcpy(role, "tenant-admin\",\"", 15);
+	/* payload with a raised epoch, original signature */
+	epoch[8] = '9';
 	h = xstrndup(t, (size_t)(dot1 - t));
 	p2 = b64s(evil);
 	t2 = xasprintf("%s.%s%s", h, p2, dot2);

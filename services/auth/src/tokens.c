@@ -345,7 +345,7 @@ enum status auth_token_sign(const struct auth_key *k, const struct auth_claims *
 	grants = json_pack("{s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:I, s:s}", "iss", c->iss, "aud",
 	                   c->aud, "sub", c->sub, "roles", roles, "epoch", (json_int_t)c->epoch,
 	                   "iat", (json_int_t)c->iat, "nbf", (json_int_t)c->iat, "exp",
-	                   (json_int_t)(c->iat + ttl), "jti", jti);
+	                   (json_int_t)c->iat + ttl, "jti", jti);
 	if (!grants) {
 		st = err_set(e, STATUS_INTERNAL, "token: cannot build claims");
 		goto out;
@@ -403,7 +403,7 @@ void auth_opaque_hash(const char *token, char out[AUTH_HASH_HEX_LEN + 1])
 
 	if (EVP_Digest(token, strlen(token), md, &mdl, EVP_sha256(), NULL) != 1 || mdl != 32)
 		abort();
-	for (int i = 0; i < 32; i++) {
+	for (size_t i = 0; i < 32; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
