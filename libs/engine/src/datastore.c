@@ -590,7 +590,7 @@ struct inv_walk {
 static enum status inv_visit(const char *dir, void *arg, struct err *e)
 {
 	struct inv_walk *w = arg;
-	struct platform_vm *vm;
+	struct platform_vm *vm = NULL;
 	enum status st;
 	char *path = xasprintf("%s/vm.json", dir);
 	bool has = access(path, F_OK) == 0;
@@ -599,7 +599,7 @@ static enum status inv_visit(const char *dir, void *arg, struct err *e)
 	if (!has)
 		return STATUS_OK;
 	st = datastore_vm_load(dir, &vm, e);
-	if (st != STATUS_OK)
+	if (st != STATUS_OK || vm == NULL)
 		return st;
 	if (w->find_id) {
 		if (strcmp(vm->id, w->find_id) == 0 && w->found == NULL)
@@ -610,7 +610,7 @@ static enum status inv_visit(const char *dir, void *arg, struct err *e)
 	}
 	if (w->inv->n_vms == w->cap) {
 		w->cap = w->cap ? w->cap * 2 : 16;
-		w->inv->vms = xrealloc(w->inv->vms, w->cap * sizeof(*w->inv->vms));
+		w->inv->vms = xrealloc(w->inv->vms, w->cap * sizeof(struct platform_vm *));
 	}
 	w->inv->vms[w->inv->n_vms++] = vm;
 	return STATUS_OK;
@@ -644,8 +644,10 @@ enum status datastore_vm_find(const char *root, const char *vm_id, struct platfo
 		platform_vm_free(w.found);
 		return st;
 	}
-	if (w.found == NULL)
-		return err_set(e, STATUS_NOT_FOUND, "no VM with id %s under %s", vm_id, root);
+	if (w.found == NULL) {
+		err_set(e, STATUS_NOT_FOUND, "no VM with id %s under %s", vm_id, root);
+		return STATUS_NOT_FOUND;
+	}
 	*vm = w.found;
 	return STATUS_OK;
 }
@@ -655,7 +657,7 @@ enum status datastore_vm_find(const char *root, const char *vm_id, struct platfo
 /* Header of a -ctk file (little-endian), followed by one u32 epoch per block:
  *   0 magic "CAIRNCTK" | 8 u32 version (1) | 12 u32 block size | 16 u64 disk size
  *   24 u64 current epoch | 32 char[36] uuid | 68..127 zero */
-#define CTK_MAGIC "CAIRNCTK"
+static const unsigned char ctk_magic[8] = { 'C', 'A', 'I', 'R', 'N', 'C', 'T', 'K' };
 #define CTK_HDR 128u
 
 struct ctk {
@@ -688,7 +690,7 @@ static enum status ctk_create(const char *disk_path, uint64_t disk_size, struct 
 	if (st != STATUS_OK)
 		goto out;
 	memset(hdr, 0, sizeof(hdr));
-	memcpy(hdr, CTK_MAGIC, 8);
+	memcpy(hdr, ctk_magic, sizeof(ctk_magic));
 	v32 = htole32(1);
 	memcpy(hdr + 8, &v32, 4);
 	v32 = htole32(DATASTORE_CTK_BLOCK);
@@ -742,7 +744,7 @@ static enum status ctk_open_locked(const char *disk_path, struct ctk *c, struct 
 		goto out_close;
 	}
 	if (pread(c->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    memcmp(hdr, CTK_MAGIC, 8) != 0 || fstat(c->fd, &sb) != 0) {
+	    memcmp(hdr, ctk_magic, sizeof(ctk_magic)) != 0 || fstat(c->fd, &sb) != 0) {
 		st = err_set(e, STATUS_CORRUPT, "%s: not a change-tracking file", path);
 		goto out_close;
 	}
@@ -974,7 +976,7 @@ enum status datastore_disk_write(const struct platform_vm *vm, const char *disk,
 			goto out;
 		}
 		free(holder);
-		nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+		nanosleep(&(struct timespec){ .tv_nsec = 20L * 1000 * 1000 }, NULL);
 	}
 	if (off > c.disk_size || len > c.disk_size - off) {
 		st = err_set(e, STATUS_INVALID,
@@ -1651,11 +1653,11 @@ static enum status op_vm_get(struct platform *p, const char *vm_id, struct platf
 static enum status op_snapshot_create(struct platform *p, const char *vm_id,
                                       struct platform_snapshot **snap, struct err *e)
 {
-	struct platform_vm *vm;
+	struct platform_vm *vm = NULL;
 	enum status st = datastore_vm_find(ds_of(p)->root, vm_id, &vm, e);
 
-	if (st != STATUS_OK)
-		return st;
+	if (st != STATUS_OK || vm == NULL)
+		return st != STATUS_OK ? st : err_set(e, STATUS_INTERNAL, "no VM");
 	st = datastore_snapshot_create(vm, ds_of(p)->opts.snap_mode, snap, e);
 	platform_vm_free(vm);
 	return st;
@@ -1696,6 +1698,10 @@ static enum status op_disk_open(struct platform *p, const char *vm_id,
 	} else {
 		const struct platform_disk *d;
 		st = datastore_vm_find(ds_of(p)->root, vm_id, &vm, e);
+		if (st == STATUS_OK && vm == NULL) {
+			err_set(e, STATUS_INTERNAL, "no VM");
+			st = STATUS_INTERNAL;
+		}
 		if (st != STATUS_OK)
 			goto fail;
 		st = disk_lookup(vm, disk, &d, e);
@@ -1772,11 +1778,11 @@ static enum status op_changed_extents(struct platform *p, const struct platform_
                                       const char *disk, const char *since, struct extent_list *out,
                                       struct err *e)
 {
-	struct platform_vm *vm;
+	struct platform_vm *vm = NULL;
 	enum status st = datastore_vm_load(snap->locator, &vm, e);
 
-	if (st != STATUS_OK)
-		return st;
+	if (st != STATUS_OK || vm == NULL)
+		return st != STATUS_OK ? st : err_set(e, STATUS_INTERNAL, "no VM");
 	st = datastore_changed_extents(vm, disk, since, out, e);
 	platform_vm_free(vm);
 	return st;

@@ -5,7 +5,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +32,7 @@ static enum status fd_read(void *arg, void *buf, size_t len, uint64_t off, struc
 			continue;
 		if (r <= 0)
 			return err_set(e, STATUS_IO, "read at %llu: %s",
-			               (unsigned long long)(off + done),
+			               (unsigned long long)off + done,
 			               r < 0 ? strerror(errno) : "unexpected end of file");
 		done += (size_t)r;
 	}
@@ -47,7 +46,7 @@ enum status ext4index_source_fd(int fd, struct ext4index_source *src, struct err
 	if (fstat(fd, &sb) != 0)
 		return err_set(e, STATUS_IO, "fstat: %s", strerror(errno));
 	src->read = fd_read;
-	src->arg = (void *)(intptr_t)fd;
+	src->arg = (void *)(intptr_t)fd; /* NOLINT(performance-no-int-to-ptr) */
 	src->size = (uint64_t)sb.st_size;
 	return STATUS_OK;
 }
@@ -97,7 +96,7 @@ static uint64_t get64(const unsigned char *p)
 static enum status ext_magic(const struct ext4index_source *src, uint64_t off, uint64_t size,
                              bool *is_ext, struct err *e)
 {
-	unsigned char sb[2];
+	unsigned char sb[2] = { 0 };
 	enum status st;
 
 	*is_ext = false;
@@ -191,7 +190,7 @@ static enum status mbr_scan(const struct ext4index_source *src, const unsigned c
                             struct parts *ps, struct err *e)
 {
 	for (int i = 0; i < 4; i++) {
-		const unsigned char *pe = mbr + 446 + 16 * i;
+		const unsigned char *pe = mbr + 446 + (size_t)i * 16;
 		unsigned char type = pe[4];
 		uint64_t start = get32(pe + 8), count = get32(pe + 12);
 
@@ -204,7 +203,7 @@ static enum status mbr_scan(const struct ext4index_source *src, const unsigned c
 		/* Logical partitions: a chain of EBRs, each relative to the extended start. */
 		uint64_t ebr = start;
 		for (int n = 0; n < 256 && ebr != 0; n++) {
-			unsigned char b[512];
+			unsigned char b[512] = { 0 };
 			enum status st;
 
 			if ((ebr + 1) * 512 > src->size)
@@ -428,19 +427,12 @@ struct walk {
 	struct err *e;
 };
 
-static void warn(struct ext4index_stats *s, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
-static void warn(struct ext4index_stats *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (s->warning[0] != '\0')
-		return;
-	va_start(ap, fmt);
-	vsnprintf(s->warning, sizeof(s->warning), fmt, ap);
-	va_end(ap);
-}
+/* Keep the first problem met as the warning. */
+#define warn(s, ...)                                                                               \
+	do {                                                                                       \
+		if ((s)->warning[0] == '\0')                                                       \
+			snprintf((s)->warning, sizeof((s)->warning), __VA_ARGS__);                 \
+	} while (0)
 
 static enum ext4index_type type_of(uint32_t mode)
 {
@@ -637,7 +629,8 @@ enum status ext4index_disk(const struct ext4index_source *src,
                                               struct err *e),
                            void *arg, struct ext4index_stats *stats_out, struct err *e)
 {
-	struct ext4index_stats local, *stats = stats_out ? stats_out : &local;
+	struct ext4index_stats local = { 0 };
+	struct ext4index_stats *stats = stats_out ? stats_out : &local;
 	struct ext4index_part *parts = NULL;
 	struct err fe;
 	size_t n = 0;

@@ -21,6 +21,15 @@
 
 #include <cmocka.h>
 
+/* Like assert_true, but also visible to the static analyser as a dead end. */
+#define REQUIRE(x)                                                                                 \
+	do {                                                                                       \
+		if (!(x)) {                                                                        \
+			fail_msg("required: %s", #x);                                              \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
+
 #define N_DIRS 100
 #define N_FILES 1000 /* per directory */
 
@@ -76,7 +85,7 @@ static void debugfs_listing(const char *image, uint64_t off, const char *tmp, st
 		char line[8192], *cur = NULL;
 		char *cmd;
 
-		assert_non_null(f);
+		REQUIRE(f != NULL);
 		for (size_t i = 0; i < level.n; i++)
 			fprintf(f, "ls -p \"%s/\"\n", level.v[i]);
 		fclose(f);
@@ -85,7 +94,7 @@ static void debugfs_listing(const char *image, uint64_t off, const char *tmp, st
 		run(cmd);
 		free(cmd);
 		f = fopen(outfile, "r");
-		assert_non_null(f);
+		REQUIRE(f != NULL);
 		while (fgets(line, sizeof(line), f)) {
 			char *fld[7];
 			int n = 0;
@@ -106,7 +115,7 @@ static void debugfs_listing(const char *image, uint64_t off, const char *tmp, st
 				if (p)
 					*p++ = '\0';
 			}
-			assert_true(n >= 6);
+			REQUIRE(n >= 6);
 			/* Skip ".", ".." and the empty slots debugfs shows (inode 0). */
 			if (strcmp(fld[4], ".") == 0 || strcmp(fld[4], "..") == 0 ||
 			    strcmp(fld[0], "0") == 0)
@@ -126,7 +135,8 @@ static void debugfs_listing(const char *image, uint64_t off, const char *tmp, st
 	}
 	free(cmdfile);
 	free(outfile);
-	qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
 }
 
 static enum status collect_row(void *arg, const struct ext4index_row *r, struct err *e)
@@ -151,7 +161,8 @@ static void test_100k_files_match_debugfs(void **state)
 {
 	/* The tree and the image live on tmpfs when there is one: creating 100,000 files on a
 	 * journalled disk file system that other jobs keep busy took 75 s instead of 7. */
-	const char *tmpdir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	const char *env_tmp = getenv("TMPDIR");
+	const char *tmpdir = env_tmp && *env_tmp ? env_tmp : "/tmp";
 	struct statvfs vfs;
 	if (getenv("CAIRN_TEST_NO_SHM") == NULL && statvfs("/dev/shm", &vfs) == 0 &&
 	    (uint64_t)vfs.f_bavail * vfs.f_frsize > (512ull << 20) && vfs.f_favail > 200000 &&
