@@ -335,7 +335,7 @@ static void h_login(struct http_req *req, void *ud)
 		auth_db_put(r.a, r.dbc);
 		snprintf(ra, sizeof(ra), "%d", retry);
 		http_reply_header(req, "Retry-After", ra);
-		http_reply_error(req, 429, "too_many_requests",
+		http_reply_error(req, 429, "rate_limited",
 		                 "too many failed logins; retry after %d seconds", retry);
 		json_decref(body);
 		return;

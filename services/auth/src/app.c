@@ -41,6 +41,8 @@ const struct cfg_key auth_cfg_keys[] = {
 	        "failed logins per source address per window"),
 	CFG_INT("login_window_s", struct auth_cfg, login_window_s, "900", 1, 86400,
 	        "login throttling window"),
+	CFG_INT("key_check_s", struct auth_cfg, key_check_s, "30", 1, 3600,
+	        "how often to look for a key made by `cairn-auth rotate-key`"),
 	CFG_INT("heartbeat_ms", struct auth_cfg, heartbeat_ms, "1000", 100, 10000,
 	        "identity heartbeat interval"),
 };
@@ -151,6 +153,21 @@ char *auth_jwks(struct auth_app *a)
 	return s;
 }
 
+/* Make k0 current and k1 previous (both taken), freeing the old ones. */
+static void keys_install(struct auth_app *a, struct auth_key *k0, struct auth_key *k1)
+{
+	struct auth_key *o0, *o1;
+
+	pthread_mutex_lock(&a->mu);
+	o0 = a->cur;
+	o1 = a->prev;
+	a->cur = k0;
+	a->prev = k1;
+	pthread_mutex_unlock(&a->mu);
+	auth_key_free(o0);
+	auth_key_free(o1);
+}
+
 /* Load the newest two unretired keys; create one when there is none. */
 static enum status keys_load(struct auth_app *a, struct err *e)
 {
@@ -160,6 +177,7 @@ static enum status keys_load(struct auth_app *a, struct err *e)
 	struct auth_key *k = NULL;
 	char *wrapped = NULL, *pem = NULL;
 	const unsigned char *kek = a->has_kek ? a->kek : NULL;
+	struct auth_key *loaded[2] = { NULL, NULL };
 
 	dbc = auth_db_get(a, e);
 	if (!dbc)
@@ -195,7 +213,7 @@ static enum status keys_load(struct auth_app *a, struct err *e)
 			goto out;
 		log_info("signing key %s created%s", auth_key_kid(k),
 		         kek ? "" : " (stored unwrapped: set CAIRN_AUTH_KEK)");
-		a->cur = k;
+		keys_install(a, k, NULL);
 		k = NULL;
 		goto out;
 	}
@@ -212,20 +230,65 @@ static enum status keys_load(struct auth_app *a, struct err *e)
 			st = e->code;
 			goto out;
 		}
-		if (i == 0)
-			a->cur = k;
-		else
-			a->prev = k;
+		loaded[i] = k;
 		k = NULL;
 	}
+	keys_install(a, loaded[0], loaded[1]);
+	loaded[0] = loaded[1] = NULL;
 	db_tx_rollback(dbc);
 out:
 	if (res)
 		PQclear(res);
 	free(wrapped);
 	auth_key_free(k);
+	auth_key_free(loaded[0]);
+	auth_key_free(loaded[1]);
 	auth_db_put(a, dbc);
 	return st;
+}
+
+/* Check every 30 s whether another process (cairn-auth rotate-key) made a new key. */
+void auth_tick(struct svc *s, void *app)
+{
+	struct auth_app *a = app;
+	struct timespec ts;
+	struct db_conn *dbc;
+	PGresult *res = NULL;
+	struct err e;
+	bool changed = false;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec - a->last_key_check < a->cfg.key_check_s)
+		return;
+	a->last_key_check = ts.tv_sec;
+	dbc = auth_db_get(a, &e);
+	if (!dbc)
+		return;
+	if (auth_tx_begin(a, dbc, NULL, &e) == STATUS_OK &&
+	    db_query(dbc,
+	             "SELECT kid FROM signing_keys WHERE retired_at IS NULL "
+	             "ORDER BY created_at DESC LIMIT 1",
+	             0, NULL, &res, &e) == STATUS_OK) {
+		pthread_mutex_lock(&a->mu);
+		changed =
+		        PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), auth_key_kid(a->cur));
+		pthread_mutex_unlock(&a->mu);
+		PQclear(res);
+	}
+	auth_db_put(a, dbc);
+	if (changed) {
+		char *jwks;
+
+		if (keys_load(a, &e) != STATUS_OK) {
+			log_error("signing keys: reload failed: %s", e.msg);
+			return;
+		}
+		jwks = auth_jwks(a);
+		if (authn_verifier_set_jwks(a->verifier, jwks, &e) != STATUS_OK)
+			log_error("signing keys: %s", e.msg);
+		free(jwks);
+		log_info("signing key rotated: now %s", auth_key_kid(a->cur));
+	}
 }
 
 /* ---- heartbeat ---- */
@@ -450,6 +513,73 @@ void auth_teardown(struct svc *s, void *app)
 	for (int i = 0; i < a->npool; i++)
 		db_conn_free(a->pool[i]);
 	a->npool = 0;
+}
+
+/* ---- rotate-key ---- */
+
+int auth_rotate_key_main(void)
+{
+	const char *url = getenv("CAIRN_AUTH_DATABASE_URL");
+	const char *kek_s = getenv("CAIRN_AUTH_KEK");
+	unsigned char kek[AUTH_KEK_LEN];
+	bool has_kek = false;
+	struct auth_key *k = NULL;
+	struct db_conn *dbc = NULL;
+	char *wrapped = NULL;
+	struct err e;
+	int rc = 1;
+
+	log_init("auth", LOGL_INFO);
+	if (!url || !*url)
+		url = getenv("CAIRN_DATABASE_URL");
+	if (!url || !*url) {
+		fprintf(stderr, "cairn-auth rotate-key: CAIRN_DATABASE_URL is not set\n");
+		return 2;
+	}
+	if (kek_s && *kek_s) {
+		if (auth_kek_parse(kek_s, kek, &e) != STATUS_OK) {
+			fprintf(stderr, "cairn-auth rotate-key: CAIRN_AUTH_KEK: %s\n", e.msg);
+			return 2;
+		}
+		has_kek = true;
+	}
+	k = auth_key_generate(&e);
+	dbc = k ? db_conn_new(url, &e) : NULL;
+	if (!dbc || auth_key_wrap(has_kek ? kek : NULL, auth_key_kid(k), auth_key_pem(k), &wrapped,
+	                          &e) != STATUS_OK) {
+		fprintf(stderr, "cairn-auth rotate-key: %s\n", e.msg);
+		goto out;
+	}
+	{
+		const char *p[2] = { auth_key_kid(k), wrapped };
+
+		/* The newest key signs; the one before stays published until its tokens
+		 * expired; older ones are retired. */
+		if (db_tx_begin(dbc, &e) != STATUS_OK ||
+		    db_exec(dbc,
+		            "INSERT INTO identity.signing_keys (kid, wrapped_key) VALUES ($1, $2)",
+		            2, p, &e) != STATUS_OK ||
+		    db_exec(dbc,
+		            "UPDATE identity.signing_keys SET retired_at = now() WHERE retired_at "
+		            "IS "
+		            "NULL AND kid NOT IN (SELECT kid FROM identity.signing_keys WHERE "
+		            "retired_at IS NULL ORDER BY created_at DESC LIMIT 2)",
+		            0, NULL, &e) != STATUS_OK ||
+		    db_tx_commit(dbc, &e) != STATUS_OK) {
+			fprintf(stderr, "cairn-auth rotate-key: %s\n", e.msg);
+			goto out;
+		}
+	}
+	printf("new signing key %s; running auth services switch to it within key_check_s (30 s)\n",
+	       auth_key_kid(k));
+	rc = 0;
+out:
+	if (dbc && db_tx_is_open(dbc))
+		db_tx_rollback(dbc);
+	db_conn_free(dbc);
+	free(wrapped);
+	auth_key_free(k);
+	return rc;
 }
 
 /* ---- bootstrap ---- */

@@ -34,6 +34,7 @@ struct auth_cfg {
 	long long login_address_max;
 	long long login_window_s;
 	long long heartbeat_ms;
+	long long key_check_s;
 };
 
 struct auth_app {
@@ -49,6 +50,8 @@ struct auth_app {
 	struct auth_key *cur, *prev;
 	struct db_conn *pool[AUTH_POOL_MAX];
 	int npool;
+
+	long last_key_check; /* monotonic seconds; main thread only */
 
 	pthread_t hb;
 	bool hb_started;
@@ -67,6 +70,13 @@ enum status auth_setup(struct svc *s, void *app, struct err *e);
 
 /** @brief svc_def.teardown: stop the heartbeat, free keys, verifier, pool. */
 void auth_teardown(struct svc *s, void *app);
+
+/** @brief svc_def.tick: every 30 s, pick up a key made by `cairn-auth rotate-key`. */
+void auth_tick(struct svc *s, void *app);
+
+/** @brief `cairn-auth rotate-key`: add a new signing key (wrapped with CAIRN_AUTH_KEK) and
+ *  retire all but the two newest. @returns the process exit code. */
+int auth_rotate_key_main(void);
 
 /** @brief `cairn-auth bootstrap`: apply migrations and create the provider and the first
  *  provider-admin from CAIRN_BOOTSTRAP_USERNAME / CAIRN_BOOTSTRAP_PASSWORD or a prompt on

@@ -20,9 +20,12 @@ int main(int argc, char **argv)
 		.app = &app,
 		.setup = auth_setup,
 		.teardown = auth_teardown,
+		.tick = auth_tick,
 	};
 
 	if (argc == 2 && strcmp(argv[1], "bootstrap") == 0)
 		return auth_bootstrap_main(argc, argv);
+	if (argc == 2 && strcmp(argv[1], "rotate-key") == 0)
+		return auth_rotate_key_main();
 	return svc_main(&def, argc, argv);
 }

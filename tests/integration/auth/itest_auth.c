@@ -226,6 +226,7 @@ static void auth_start(const char *bin, int port)
 		setenv("CAIRN_AUTH_LOGIN_ACCOUNT_MAX", "3", 1);
 		setenv("CAIRN_AUTH_LOGIN_ADDRESS_MAX", "8", 1);
 		setenv("CAIRN_AUTH_REQUIRE_RUNTIME_ROLE", "true", 1);
+		setenv("CAIRN_AUTH_KEY_CHECK_S", "1", 1);
 		if (!freopen("auth-itest.log", "w", stdout))
 			_exit(127);
 		execl(bin, bin, (char *)NULL);
@@ -1099,6 +1100,60 @@ static void test_tenant_disable(struct who *pa, const char *tenant, const char *
 	authn_verifier_free(v);
 }
 
+static int run_cmd(const char *bin, const char *arg)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		execl(bin, bin, arg, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Key rotation: a new key signs, the previous one stays published, old tokens still pass. */
+static void test_rotation(const char *bin, struct who *pa, const char *pa_user, const char *pw)
+{
+	struct resp r, j;
+	struct who fresh;
+	int64_t t0;
+	json_t *keys;
+
+	CHECK(run_cmd(bin, "rotate-key") == 0, "cairn-auth rotate-key");
+	t0 = mono_ms();
+	do {
+		usleep(200 * 1000);
+		j = req("GET", "/api/v1/auth/jwks", NULL, NULL);
+		keys = json_object_get(j.json, "keys");
+		if (json_array_size(keys) == 2)
+			break;
+		resp_free(&j);
+	} while (mono_ms() - t0 < 10000);
+	CHECK(json_array_size(keys) == 2, "JWKS publishes the new and the previous key");
+	must_login(NULL, pa_user, pw, &fresh);
+	{
+		char *d = strchr(fresh.token, '.');
+		char *h = xstrndup(fresh.token, (size_t)(d - fresh.token));
+		size_t n;
+		unsigned char *hdr = authn_b64url_decode(h, strlen(h), &n);
+		const char *newkid =
+		        json_string_value(json_object_get(json_array_get(keys, 0), "kid"));
+
+		CHECK(hdr && newkid && strstr((char *)hdr, newkid), "new tokens carry the new kid");
+		free(hdr);
+		free(h);
+	}
+	resp_free(&j);
+	r = req("GET", "/api/v1/auth/me", pa->token, NULL);
+	CHECK(r.code == 200, "a token of the previous key still passes");
+	resp_free(&r);
+	r = req("GET", "/api/v1/auth/me", fresh.token, NULL);
+	CHECK(r.code == 200, "a token of the new key passes");
+	resp_free(&r);
+}
+
 static void test_audit(struct who *pa, struct who *a_admin, const char *tid_b)
 {
 	struct resp r;
@@ -1179,6 +1234,7 @@ int main(int argc, char **argv)
 	test_bad_input(dbc, &pa, tid_a, uids[4]);
 	test_audit(&pa, &roles[1], tid_b);
 	test_revocation(&pa, ta, uid_rev, "rev", 100);
+	test_rotation(argv[1], &pa, pa_user, pa_pw);
 	test_tenant_disable(&pa, tb, tid_b, "admin-b", "correct horse battery staple");
 	/* last: it blocks this address */
 	test_throttle(ta);
