@@ -2,12 +2,12 @@
  * Wiring only: the service's description for the common runtime (libs/common/svc.h). */
 #include "common/svc.h"
 
-#include "events.h"
+#include "app.h"
 
 int main(int argc, char **argv)
 {
 	static const char *const topics[] = { "cairn.backup", NULL };
-	struct mover_app app = { 0 };
+	static struct mover_app app;
 	const struct svc_def def = {
 		.name = "mover",
 		.schema = "catalog",
@@ -15,8 +15,12 @@ int main(int argc, char **argv)
 		.outbox = true,
 		.topics = topics,
 		.handler = mover_handle_event,
+		.cfg_keys = mover_cfg_keys,
+		.cfg_nkeys = mover_cfg_nkeys,
+		.cfg = &app.cfg,
 		.app = &app,
 		.setup = mover_setup,
+		.teardown = mover_teardown,
 	};
 
 	return svc_main(&def, argc, argv);
