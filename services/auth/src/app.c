@@ -403,12 +403,19 @@ static enum status runtime_role_check(struct auth_app *a, struct err *e)
 	bool ok = false;
 	enum status st;
 
-	dbc = db_conn_new(a->cfg.runtime_database_url && *a->cfg.runtime_database_url
-	                          ? a->cfg.runtime_database_url
-	                          : a->db_url,
-	                  e);
+	/* As the owner: (re)apply the grants, in case the role was created after the
+	 * migrations ran. Fails harmlessly when the connecting role is not the owner. */
+	dbc = db_conn_new(a->db_url, e);
 	if (!dbc)
 		return e->code;
+	if (db_exec(dbc, "SELECT identity.grant_runtime_role()", 0, NULL, e) != STATUS_OK)
+		log_warn("identity.grant_runtime_role(): %s", e->msg);
+	if (a->cfg.runtime_database_url && *a->cfg.runtime_database_url) {
+		db_conn_free(dbc);
+		dbc = db_conn_new(a->cfg.runtime_database_url, e);
+		if (!dbc)
+			return e->code;
+	}
 	st = db_query(dbc,
 	              "SELECT pg_has_role(current_user, r.oid, 'MEMBER') AND NOT r.rolsuper "
 	              "AND NOT r.rolbypassrls FROM pg_roles r WHERE r.rolname = $1",

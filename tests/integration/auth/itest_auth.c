@@ -1195,6 +1195,22 @@ int main(int argc, char **argv)
 	port = free_port();
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
 
+	/* The stack's bootstrap creates cairn_auth_rt (docs/auth.md); make sure, as the
+	 * PostgreSQL superuser of the stack, that it is there. */
+	if (getenv("CAIRN_PG_ADMIN_URL")) {
+		struct db_conn *adm = db_conn_new(getenv("CAIRN_PG_ADMIN_URL"), &e);
+
+		if (!adm ||
+		    db_exec_script(
+		            adm,
+		            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+		            "'cairn_auth_rt') THEN CREATE ROLE cairn_auth_rt NOLOGIN "
+		            "NOSUPERUSER NOBYPASSRLS NOINHERIT; GRANT cairn_auth_rt TO cairn; "
+		            "END IF; END $$;",
+		            &e) != STATUS_OK)
+			printf("note: could not ensure role cairn_auth_rt: %s\n", e.msg);
+		db_conn_free(adm);
+	}
 	/* bootstrap (credentials from the environment, never argv) */
 	snprintf(pa_user, sizeof(pa_user), "padmin-%s", run_id);
 	CHECK(run_bootstrap(argv[1], pa_user, "short") == 2, "bootstrap refuses a weak password");
