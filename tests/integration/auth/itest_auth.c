@@ -251,6 +251,8 @@ static void auth_stop(void)
 	if (auth_pid > 0) {
 		kill(auth_pid, SIGTERM);
 		waitpid(auth_pid, &st, 0);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "cairn-auth stopped cleanly on SIGTERM (status %d; sanitizers quiet)", st);
 		auth_pid = 0;
 	}
 }
