@@ -270,8 +270,8 @@ void auth_tick(struct svc *s, void *app)
 	             "ORDER BY created_at DESC LIMIT 1",
 	             0, NULL, &res, &e) == STATUS_OK) {
 		pthread_mutex_lock(&a->mu);
-		changed =
-		        PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), auth_key_kid(a->cur));
+		changed = PQntuples(res) == 1 &&
+		          strcmp(PQgetvalue(res, 0, 0), auth_key_kid(a->cur)) != 0;
 		pthread_mutex_unlock(&a->mu);
 		PQclear(res);
 	}
