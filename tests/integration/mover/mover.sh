@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# integration_mover: the mover service on the real stack (PostgreSQL, Kafka), fed
+# backup.task.requested events through Kafka, against a real datastore of ext4 images.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../../.." && pwd)
+: "${CAIRN_STACK_DIR:?run through scripts/test (needs the test stack)}"
+source "$CAIRN_STACK_DIR/env"
+BIN=${CAIRN_BIN_DIR:?}
+DS=$BIN/libs/engine/cairn-datastore
+work=$(mktemp -d /tmp/cairn-mover-it.XXXXXX)
+run=$(cat /proc/sys/kernel/random/uuid); run=${run:0:8}
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; echo "--- mover log tail" >&2; tail -n 30 "$work"/mover*.log >&2 || true; exit 1; }
+q() { psql -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+
+mkdir -p "$work/ds" "$work/repo" "$work/content/etc" "$work/content/usr"
+head -c 32 /dev/urandom >"$work/master.key"
+echo "hello from web01" >"$work/content/etc/motd"
+cp -r /usr/include/linux "$work/content/usr/"
+"$DS" create-vm --root "$work/ds" --org acme --vdc vdc1 --vapp web --vm web01 --disk disk0=96M:"$work/content" >/dev/null
+"$DS" create-vm --root "$work/ds" --org acme --vdc vdc1 --vapp big --vm big01 --disk disk0=2G:raw >/dev/null
+"$DS" write --vm "$work/ds/acme/vdc1/big/big01" --disk disk0 --offset 0 --random 1500000000 --seed 5 >/dev/null
+vm_id() { "$DS" show --vm "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+WEB=$(vm_id "$work/ds/acme/vdc1/web/web01"); BIG=$(vm_id "$work/ds/acme/vdc1/big/big01")
+TEN=$(cat /proc/sys/kernel/random/uuid); REPO=$(cat /proc/sys/kernel/random/uuid)
+q "INSERT INTO catalog.repositories (id, name, path) VALUES ('$REPO', 'it-$run', '$work/repo')" \
+  2>/dev/null || { sleep 5; q "INSERT INTO catalog.repositories (id, name, path) VALUES ('$REPO', 'it-$run', '$work/repo')"; }
+
+start_mover() { # $1 = log suffix
+  CAIRN_MOVER_HTTP_PORT=0 CAIRN_DATASTORE_ROOT="$work/ds" CAIRN_MASTER_KEY_FILE="$work/master.key" \
+  CAIRN_MOVER_LEASE_SECONDS=3 CAIRN_MOVER_CONSUMER_GROUP="cairn-mover-it-$run" CAIRN_MOVER_WORKERS=2 \
+  CAIRN_MOVER_PER_TENANT=1 CAIRN_MOVER_SNAPSHOT_MODE=lock \
+    "$BIN/services/mover/cairn-mover" >>"$work/mover$1.log" 2>&1 &
+  mover_pid=$!; pids+=("$mover_pid")
+  for _ in $(seq 1 100); do grep -q 'ready to serve' "$work/mover$1.log" && return; sleep 0.2; done
+  fail "mover did not start"
+}
+# Publish through Kafka: a row in an outbox that the running mover's relay sends.
+send() { # type key data
+  q "BEGIN; INSERT INTO catalog.outbox (id, topic, key, type, source, tenant_id, data) VALUES
+     (gen_random_uuid(), 'cairn.backup', '$2', '$1', '/tests/mover', '$TEN', '$3'::jsonb);
+     NOTIFY cairn_outbox_catalog; COMMIT;"
+}
+task() { # task_id vm mode index
+  send backup.task.requested "$2" "{\"task_id\":\"$1\",\"session_id\":\"$1\",\"tenant_id\":\"$TEN\",\"vm_id\":\"$2\",\"repository_id\":\"$REPO\",\"mode\":\"$3\",\"options\":{\"index_files\":$4,\"zstd_level\":3}}"
+}
+state() { q "SELECT state FROM catalog.tasks WHERE task_id = '$1'"; }
+wait_state() { # task state timeout_s
+  local deadline=$((SECONDS + $3))
+  while ((SECONDS < deadline)); do [[ $(state "$1") == "$2" ]] && return 0; sleep 0.1; done
+  fail "task $1 is '$(state "$1")', expected $2"
+}
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
+start_mover 1
+
+echo "-- full backup with file index"
+T1=$(uuid); task "$T1" "$WEB" full true
+wait_state "$T1" success 60
+[[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T1'") == 1 ]] || fail "no restore point"
+n=$(q "SELECT count(*) FROM catalog.file_index WHERE restore_point_id = '$T1'")
+expect=$(( $(find "$work/content" -mindepth 1 | wc -l) + 1 )) # + lost+found
+[[ $n == "$expect" ]] || fail "file index has $n rows, the tree has $expect entries"
+[[ $(q "SELECT size FROM catalog.file_index WHERE restore_point_id = '$T1' AND path = '/etc/motd'") == 17 ]] || fail "/etc/motd not indexed"
+echo "   restore point $T1, $n files indexed"
+
+echo "-- the same task delivered twice is one task and one restore point"
+task "$T1" "$WEB" full true
+sleep 2
+[[ $(q "SELECT count(*) FROM catalog.tasks WHERE task_id = '$T1'") == 1 ]] || fail "duplicate task rows"
+[[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T1'") == 1 ]] || fail "duplicate restore points"
+
+echo "-- incremental with change tracking reads only the changed chunk"
+"$DS" write --vm "$work/ds/acme/vdc1/web/web01" --disk disk0 --offset 50000000 --random 4096 --seed 9 >/dev/null
+T2=$(uuid); task "$T2" "$WEB" incremental false
+wait_state "$T2" success 60
+read -r rd new total < <(q "SELECT bytes_read, chunks_new, chunks_total FROM catalog.restore_points WHERE task_id = '$T2'" | tr '|' ' ')
+[[ $rd -le 1048576 && $new -le 1 ]] || fail "incremental read $rd bytes, $new new chunks"
+[[ $(q "SELECT parent_id FROM catalog.restore_points WHERE task_id = '$T2'") == "$T1" ]] || fail "parent"
+echo "   read $rd bytes, $new new of $total chunks"
+
+echo "-- a stop request ends a running task within 2 s as stopped"
+T3=$(uuid); task "$T3" "$BIG" full false
+wait_state "$T3" running 30
+sleep 0.5
+t0=$(date +%s.%N)
+send backup.task.stop.requested "$BIG" "{\"task_id\":\"$T3\",\"tenant_id\":\"$TEN\",\"requested_at\":\"2026-01-01T00:00:00Z\"}"
+wait_state "$T3" stopped 10
+dt=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
+python3 -c "import sys; sys.exit(0 if $dt <= 2.0 else 1)" || fail "stop took ${dt}s"
+[[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T3'") == 0 ]] || fail "stopped task left a restore point"
+echo "   stopped in ${dt}s"
+
+echo "-- SIGKILL mid-task leaves no restore point; the retry completes reusing stored chunks"
+T4=$(uuid); task "$T4" "$BIG" full false
+wait_state "$T4" running 30
+for _ in $(seq 1 100); do
+  stored=$(du -sb "$work/repo" | cut -f1); ((stored > 300000000)) && break; sleep 0.1
+done
+kill -KILL "$mover_pid"; wait "$mover_pid" 2>/dev/null || true
+[[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T4'") == 0 ]] || fail "killed task left a restore point"
+[[ $(state "$T4") == running ]] || fail "killed task is $(state "$T4")"
+start_mover 2
+wait_state "$T4" success 90
+read -r att st2 < <(q "SELECT attempts, figures->>'bytes_stored' FROM catalog.tasks WHERE task_id = '$T4'" | tr '|' ' ')
+[[ $att == 2 ]] || fail "attempts $att"
+((st2 < 1500000000)) || fail "retry stored $st2 bytes: nothing reused"
+[[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T4'") == 1 ]] || fail "restore point after retry"
+echo "   resumed on attempt $att, stored $st2 new bytes (the rest reused)"
+
+echo "-- an undecodable task does not block the ones behind it"
+send backup.task.requested "$WEB" '{"task_id":"not-a-uuid"}'
+T5=$(uuid); task "$T5" "$WEB" incremental false
+wait_state "$T5" success 60
+
+echo "-- events reached Kafka (progress, snapshot.taken, chunk.stored, finished)"
+# Read cairn.backup with a throwaway consumer group through the stack's Kafka tooling.
+out=$(timeout 60 java -cp "$CAIRN_KAFKA_LIBS/*" org.apache.kafka.tools.consumer.ConsoleConsumer \
+  --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --topic cairn.backup --from-beginning \
+  --property print.headers=true --timeout-ms 8000 2>/dev/null || true)
+for t in backup.task.progress snapshot.taken chunk.stored backup.task.finished; do
+  grep -q "ce_type:$t" <<<"$out" || fail "no $t event on cairn.backup"
+done
+grep -q "\"task_id\":\"$T3\".*\"status\":\"stopped\"\|\"status\":\"stopped\".*\"task_id\":\"$T3\"" <<<"$out" || fail "no stopped finish event for $T3"
+echo "PASS"
