@@ -39,6 +39,7 @@
 #include "tokens.h"
 
 static char base[128];
+static pid_t auth_pid;
 static int failures;
 static char run_id[16];
 
@@ -65,6 +66,8 @@ static void die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fprintf(stderr, "\n");
 	va_end(ap);
+	if (auth_pid > 0) /* never leave the service under test behind */
+		kill(auth_pid, SIGTERM);
 	exit(1);
 }
 
@@ -195,8 +198,6 @@ static bool is_json_error(const struct resp *r)
 }
 
 /* ---- the service under test ---- */
-
-static pid_t auth_pid;
 
 static int free_port(void)
 {
