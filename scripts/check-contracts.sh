@@ -98,7 +98,7 @@ if ! command -v docker-compose >/dev/null; then
 	fail "docker-compose not installed (scripts/deps.sh installs Debian's)"
 else
 	# Required variables get placeholders: this checks the file, not a deployment.
-	if CAIRN_DB_PASSWORD=check docker-compose -f docker-compose.yml --project-directory . \
+	if CAIRN_DB_PASSWORD=check CAIRN_PG_SUPERUSER_PASSWORD=check docker-compose -f docker-compose.yml --project-directory . \
 		config -q >"$tmp/compose.log" 2>&1; then
 		say "compose: docker-compose config -q clean" \
 			"($(docker-compose version --short 2>/dev/null), $(elapsed "$s"))"

@@ -108,7 +108,8 @@ pg_start() {
 }
 
 # Roles and database, idempotent. `cairn` owns database cairn (so it may create the
-# per-service schemas); `cairn_analyst` is the read-only analyst role (NOLOGIN for now).
+# per-service schemas); `cairn_analyst` is the read-only analyst role (NOLOGIN for now);
+# `cairn_auth_rt` is the role auth's requests run as, under row-level security.
 pg_bootstrap() {
   pg_admin_psql >>"$PG_LOG" 2>&1 <<'SQL'
 DO $$
@@ -119,6 +120,12 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cairn_analyst') THEN
     CREATE ROLE cairn_analyst NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
   END IF;
+  -- auth's request role: row-level security binds it (not an owner, not BYPASSRLS);
+  -- cairn switches to it per transaction (SET LOCAL ROLE), see docs/auth.md.
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cairn_auth_rt') THEN
+    CREATE ROLE cairn_auth_rt NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+  END IF;
+  GRANT cairn_auth_rt TO cairn;
 END
 $$;
 SELECT 'CREATE DATABASE cairn OWNER cairn ENCODING ''UTF8'' TEMPLATE template0'

@@ -41,6 +41,13 @@ rm -f /tmp/e2e-ready.$$
 code=$(curl -s -o /tmp/e2e-404.$$ -w '%{http_code}' "$CAIRN_HTTP_URL/api/v1/services/stats/no-such-route")
 [[ $code == 404 ]] && grep -q '"error":{"code":"not_found"' /tmp/e2e-404.$$ || fail "unknown route: $code $(cat /tmp/e2e-404.$$)"
 rm -f /tmp/e2e-404.$$
+for s in scheduler mover restore stats; do
+  code=$(curl -s -o /tmp/e2e-401.$$ -w '%{http_code}' "$CAIRN_HTTP_URL/api/v1/services/$s/whoami")
+  [[ $code == 401 ]] && grep -q '"code":"unauthorized"' /tmp/e2e-401.$$ || fail "$s whoami without a token: $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer not.a.jwt' "$CAIRN_HTTP_URL/api/v1/services/$s/whoami")
+  [[ $code == 401 ]] || fail "$s whoami with a bad token: $code"
+done
+rm -f /tmp/e2e-401.$$
 
 echo "-- 500 events from the scheduler's outbox are counted exactly once by stats"
 run=$(cat /proc/sys/kernel/random/uuid)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/authn.h"
 #include "common/log.h"
 #include "common/outbox.h"
 #include "common/xalloc.h"
@@ -23,6 +24,8 @@ struct svc {
 	struct kafka_consumer *consumer;
 	struct outbox_relay *relay;
 	struct http_server *http;
+	struct authn_verifier *verifier;
+	struct authn_listener *listener;
 	struct metrics_counter *m_events;
 	struct kafka_consumer_stats last_stats;
 	sigset_t stop_signals;
@@ -60,6 +63,11 @@ const struct svc_cfg *svc_get_cfg(const struct svc *s)
 struct http_server *svc_get_http(struct svc *s)
 {
 	return s->http;
+}
+
+struct authn_verifier *svc_get_verifier(struct svc *s)
+{
+	return s->verifier;
 }
 
 struct metrics *svc_get_metrics(struct svc *s)
@@ -189,6 +197,82 @@ static enum status migrate(struct svc *s, struct err *e)
 	return st;
 }
 
+/* The before hook of every non-public route: a valid bearer token whose epochs are current,
+ * with a role the route allows (route flags >> HTTP_ROUTE_USER_SHIFT; 0 = any role). */
+static int authn_before(struct http_req *req, void *ud)
+{
+	struct svc *s = ud;
+	struct authn_principal *p = xcalloc(1, sizeof(*p));
+	unsigned need = http_req_route_flags(req) >> HTTP_ROUTE_USER_SHIFT;
+	struct err e;
+	enum status st;
+
+	err_clear(&e);
+	st = authn_verify_header(s->verifier, http_req_header(req, "Authorization"),
+	                         (int64_t)time(NULL), p, &e);
+	if (st != STATUS_OK) {
+		free(p);
+		if (st == STATUS_UNAVAILABLE) {
+			http_reply_header(req, "Retry-After", "1");
+			http_reply_error(req, 503, "unavailable",
+			                 "identity information is not current; retry shortly");
+			return 1;
+		}
+		http_reply_header(req, "WWW-Authenticate", "Bearer realm=\"cairn\"");
+		http_reply_error(req, 401, "unauthorized", "a valid bearer token is required");
+		return 1;
+	}
+	if (need != 0 && !authn_principal_has_role(p, need)) {
+		free(p);
+		http_reply_error(req, 403, "forbidden", "your role does not allow this operation");
+		return 1;
+	}
+	http_req_set_ctx(req, p, free);
+	return 0;
+}
+
+/* GET /whoami: the caller as the token says (through nginx:
+ * /api/v1/services/<svc>/whoami). Lets operators and tests check a token everywhere. */
+static void whoami(struct http_req *req, void *ud)
+{
+	const struct authn_principal *p = http_req_ctx(req);
+	json_t *roles = json_array();
+
+	for (unsigned bit = 1; bit <= AUTHN_ROLE__ALL; bit <<= 1) {
+		if (p->roles & bit)
+			json_array_append_new(roles, json_string(authn_role_name(bit)));
+	}
+	http_reply_json(req, 200,
+	                json_pack("{s:s, s:s?, s:o, s:b}", "user_id", p->user_id, "tenant_id",
+	                          p->tenant_id[0] ? p->tenant_id : NULL, "roles", roles,
+	                          "provider_admin", p->is_provider_admin));
+}
+
+static enum status start_authn(struct svc *s, struct err *e)
+{
+	char *jwks = xasprintf("%s/api/v1/auth/jwks", s->cfg.auth_url);
+	struct authn_config ac = {
+		.issuer = "cairn-auth",
+		.audience = "cairn",
+		.jwks_url = jwks,
+		.require_fresh = s->cfg.authn_require_fresh,
+	};
+	struct err fe;
+
+	s->verifier = authn_verifier_new(&ac, e);
+	free(jwks);
+	if (s->verifier == NULL)
+		return e->code;
+	/* Best effort: auth may start after us; the verifier refetches on an unknown kid. */
+	if (authn_verifier_fetch_jwks(s->verifier, &fe) != STATUS_OK)
+		log_info("JWKS not fetched yet (%s); will fetch on the first token", fe.msg);
+	s->listener = authn_listener_start(s->verifier, getenv("KAFKA_BOOTSTRAP_SERVERS"), NULL, e);
+	if (s->listener == NULL)
+		return e->code;
+	http_server_set_before(s->http, authn_before, s);
+	return http_server_route(s->http, "GET", "/whoami", whoami, s, 0, e);
+}
+
 static enum status start_http(struct svc *s, struct err *e)
 {
 	struct http_config hc = {
@@ -294,6 +378,10 @@ static void shutdown_all(struct svc *s, bool setup_done)
 	s->producer = NULL;
 	http_server_free(s->http);
 	s->http = NULL;
+	authn_listener_stop(s->listener);
+	s->listener = NULL;
+	authn_verifier_free(s->verifier);
+	s->verifier = NULL;
 	db_conn_free(s->ready_dbc);
 	db_conn_free(s->dbc);
 }
@@ -371,6 +459,10 @@ int svc_main(const struct svc_def *def, int argc, char **argv)
 	}
 	if (start_http(&s, &e) != STATUS_OK) {
 		log_error("http: %s", e.msg);
+		goto out;
+	}
+	if (!def->own_authn && start_authn(&s, &e) != STATUS_OK) {
+		log_error("token verifier: %s", e.msg);
 		goto out;
 	}
 	if (def->setup && def->setup(&s, def->app, &e) != STATUS_OK) {

@@ -14,6 +14,7 @@ int main(int argc, char **argv)
 		.schema = AUTH_SCHEMA,
 		.default_http_port = 8101,
 		.outbox = true,
+		.own_authn = true,
 		.cfg_keys = auth_cfg_keys,
 		.cfg_nkeys = auth_cfg_nkeys,
 		.cfg = &app.cfg,

@@ -13,9 +13,10 @@
  * producer, close the database.
  *
  * Common settings (CAIRN_<KEY> or CAIRN_<SVC>_<KEY>, see docs/configuration.md):
- *   database_url (required), http_port (CAIRN_<SVC>_HTTP_PORT only), http_addr, http_threads, http_max_body,
- *   log_level, sql_dir, consumer_group, ready_timeout_ms, shutdown_timeout_ms.
- * KAFKA_* variables go to librdkafka (KAFKA_BOOTSTRAP_SERVERS is required).
+ *   database_url (required), http_port (CAIRN_<SVC>_HTTP_PORT only), http_addr, http_threads,
+ * http_max_body, log_level, sql_dir, consumer_group, ready_timeout_ms, shutdown_timeout_ms,
+ * auth_url, authn_require_fresh. KAFKA_* variables go to librdkafka (KAFKA_BOOTSTRAP_SERVERS is
+ * required).
  */
 #ifndef COMMON_SVC_H
 #define COMMON_SVC_H
@@ -44,15 +45,23 @@ struct svc_cfg {
 	char *consumer_group;
 	long long ready_timeout_ms;
 	long long shutdown_timeout_ms;
+	char *auth_url;
+	bool authn_require_fresh;
 };
 
 /* What a service is. Everything is borrowed and must outlive svc_main(). */
 struct svc_def {
-	const char *name;               /* "mover": log name, config prefix CAIRN_MOVER_* */
-	const char *schema;             /* its PostgreSQL schema, e.g. "catalog" */
-	const char *sql_dir;            /* migrations under <sql_dir setting>/<this>; NULL = name */
-	long long default_http_port;    /* 8101.. */
-	bool outbox;                    /* run an outbox relay for <schema>.outbox */
+	const char *name;            /* "mover": log name, config prefix CAIRN_MOVER_* */
+	const char *schema;          /* its PostgreSQL schema, e.g. "catalog" */
+	const char *sql_dir;         /* migrations under <sql_dir setting>/<this>; NULL = name */
+	long long default_http_port; /* 8101.. */
+	bool outbox;                 /* run an outbox relay for <schema>.outbox */
+	/* false (every service but auth): the runtime verifies bearer tokens on every route
+	 * not flagged HTTP_ROUTE_PUBLIC (JWKS from auth_url, epochs from cairn.identity), checks
+	 * the route's roles (AUTHN_ROLE_* << HTTP_ROUTE_USER_SHIFT in its flags; none = any
+	 * role) and attaches the struct authn_principal (http_req_ctx). true: the service
+	 * installs its own before hook (auth). */
+	bool own_authn;
 	const char *const *topics;      /* consumed topics (NULL-terminated); NULL = no consumer */
 	kafka_handler_fn handler;       /* applies one event (required with topics) */
 	const struct cfg_key *cfg_keys; /* the service's own settings; may be NULL */
@@ -76,6 +85,8 @@ int svc_main(const struct svc_def *def, int argc, char **argv);
 
 /** @brief The common settings. Borrowed; valid during svc_main(). */
 const struct svc_cfg *svc_get_cfg(const struct svc *s);
+/** @brief The token verifier (NULL when def.own_authn). Borrowed; thread-safe. */
+struct authn_verifier *svc_get_verifier(struct svc *s);
 /** @brief The HTTP server, to register routes in setup(). Borrowed. */
 struct http_server *svc_get_http(struct svc *s);
 /** @brief The registry behind /metrics. Borrowed; thread-safe. */
