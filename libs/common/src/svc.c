@@ -52,6 +52,10 @@ static const struct cfg_key common_keys[] = {
 	        "how long /readyz waits for Kafka metadata"),
 	CFG_INT("shutdown_timeout_ms", struct svc_cfg, shutdown_timeout_ms, "10000", 100, 600000,
 	        "how long shutdown waits to drain HTTP and flush Kafka"),
+	CFG_STR("identity_url", struct svc_cfg, identity_url, "http://127.0.0.1:8101", false,
+	        "base URL of the auth service, for its JWKS (token signing keys)"),
+	CFG_BOOL("authn_require_fresh", struct svc_cfg, authn_require_fresh, "true",
+	         "refuse tokens (503) while the identity event stream is stale"),
 };
 #define NCOMMON (sizeof(common_keys) / sizeof(common_keys[0]))
 
@@ -250,7 +254,7 @@ static void whoami(struct http_req *req, void *ud)
 
 static enum status start_authn(struct svc *s, struct err *e)
 {
-	char *jwks = xasprintf("%s/api/v1/auth/jwks", s->cfg.auth_url);
+	char *jwks = xasprintf("%s/api/v1/auth/jwks", s->cfg.identity_url);
 	struct authn_config ac = {
 		.issuer = "cairn-auth",
 		.audience = "cairn",

@@ -15,7 +15,7 @@
  * Common settings (CAIRN_<KEY> or CAIRN_<SVC>_<KEY>, see docs/configuration.md):
  *   database_url (required), http_port (CAIRN_<SVC>_HTTP_PORT only), http_addr, http_threads,
  * http_max_body, log_level, sql_dir, consumer_group, ready_timeout_ms, shutdown_timeout_ms,
- * auth_url, authn_require_fresh. KAFKA_* variables go to librdkafka (KAFKA_BOOTSTRAP_SERVERS is
+ * identity_url, authn_require_fresh. KAFKA_* variables go to librdkafka (KAFKA_BOOTSTRAP_SERVERS is
  * required).
  */
 #ifndef COMMON_SVC_H
@@ -45,7 +45,7 @@ struct svc_cfg {
 	char *consumer_group;
 	long long ready_timeout_ms;
 	long long shutdown_timeout_ms;
-	char *auth_url;
+	char *identity_url;
 	bool authn_require_fresh;
 };
 
@@ -57,8 +57,8 @@ struct svc_def {
 	long long default_http_port; /* 8101.. */
 	bool outbox;                 /* run an outbox relay for <schema>.outbox */
 	/* false (every service but auth): the runtime verifies bearer tokens on every route
-	 * not flagged HTTP_ROUTE_PUBLIC (JWKS from auth_url, epochs from cairn.identity), checks
-	 * the route's roles (AUTHN_ROLE_* << HTTP_ROUTE_USER_SHIFT in its flags; none = any
+	 * not flagged HTTP_ROUTE_PUBLIC (JWKS from identity_url, epochs from cairn.identity),
+	 * checks the route's roles (AUTHN_ROLE_* << HTTP_ROUTE_USER_SHIFT in its flags; none = any
 	 * role) and attaches the struct authn_principal (http_req_ctx). true: the service
 	 * installs its own before hook (auth). */
 	bool own_authn;
