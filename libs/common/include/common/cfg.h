@@ -26,28 +26,28 @@ enum cfg_type {
 };
 
 struct cfg_key {
-	const char *name; /* lower_snake: "http_port" -> CAIRN_<SVC>_HTTP_PORT */
-	enum cfg_type type;
-	size_t offset;      /* offsetof(struct <svc>_cfg, field) */
+	const char *name;   /* lower_snake: "http_port" -> CAIRN_<SVC>_HTTP_PORT */
 	const char *defval; /* NULL = no default */
-	long long min, max; /* CFG_T_INT bounds */
 	const char *help;   /* one line, shown in docs and errors */
-	bool required;      /* a required key must end up non-empty */
-	bool svc_only;      /* read only CAIRN_<SVC>_<KEY>, never the shared CAIRN_<KEY> */
+	size_t offset;      /* offsetof(struct <svc>_cfg, field) */
+	long long min, max; /* CFG_T_INT bounds */
+	enum cfg_type type;
+	bool required; /* a required key must end up non-empty */
+	bool svc_only; /* read only CAIRN_<SVC>_<KEY>, never the shared CAIRN_<KEY> */
 };
 
 /* clang-format off */
-#define CFG_INT(n, st, f, def, lo, hi, h) \
-	{ (n), CFG_T_INT, offsetof(st, f), (def), (lo), (hi), (h), false, false }
+#define CFG_KEY_(n, t, st, f, def, lo, hi, h, req, svc) \
+	{ .name = (n), .defval = (def), .help = (h), .offset = offsetof(st, f), .min = (lo), \
+	  .max = (hi), .type = (t), .required = (req), .svc_only = (svc) }
+#define CFG_INT(n, st, f, def, lo, hi, h) CFG_KEY_(n, CFG_T_INT, st, f, def, lo, hi, h, false, false)
 /* An integer read only from CAIRN_<SVC>_<KEY> (e.g. a port, which differs per service). */
 #define CFG_INT_SVC(n, st, f, def, lo, hi, h) \
-	{ (n), CFG_T_INT, offsetof(st, f), (def), (lo), (hi), (h), false, true }
-#define CFG_BOOL(n, st, f, def, h) \
-	{ (n), CFG_T_BOOL, offsetof(st, f), (def), 0, 1, (h), false, false }
-#define CFG_STR(n, st, f, def, req, h) \
-	{ (n), CFG_T_STR, offsetof(st, f), (def), 0, 0, (h), (req), false }
+	CFG_KEY_(n, CFG_T_INT, st, f, def, lo, hi, h, false, true)
+#define CFG_BOOL(n, st, f, def, h) CFG_KEY_(n, CFG_T_BOOL, st, f, def, 0, 1, h, false, false)
+#define CFG_STR(n, st, f, def, req, h) CFG_KEY_(n, CFG_T_STR, st, f, def, 0, 0, h, req, false)
 #define CFG_SECRET(n, st, f, def, req, h) \
-	{ (n), CFG_T_SECRET, offsetof(st, f), (def), 0, 0, (h), (req), false }
+	CFG_KEY_(n, CFG_T_SECRET, st, f, def, 0, 0, h, req, false)
 /* clang-format on */
 
 /** @brief Fill `out` (a zeroed struct the table describes) for `service` from `envp`
