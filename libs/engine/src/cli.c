@@ -49,7 +49,7 @@ struct cli {
 	size_t n_disks, n_ext;
 	uint32_t chunk_size;
 	int zstd_level;
-	bool zstd_level_set, no_compress, cdc, no_fsync, progress;
+	bool zstd_level_set, no_compress, no_sha, cdc, no_fsync, progress;
 	unsigned threads;
 	FILE *out, *errs;
 	const atomic_bool *cancel;
@@ -249,6 +249,7 @@ static int cmd_backup(struct cli *c)
 	o.zstd_level = c->zstd_level;
 	o.zstd_level_set = c->zstd_level_set;
 	o.no_compress = c->no_compress;
+	o.no_image_sha256 = c->no_sha;
 	o.cdc = c->cdc;
 	o.threads = c->threads;
 	o.rp_id = c->rp_id;
@@ -460,6 +461,7 @@ enum {
 	OPT_CHUNK,
 	OPT_ZSTD,
 	OPT_NOCOMP,
+	OPT_NOSHA,
 	OPT_CDC,
 	OPT_THREADS,
 	OPT_RPID,
@@ -483,6 +485,7 @@ int engine_cli_main(int argc, char **argv, FILE *out, FILE *errs, const atomic_b
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 		{ "zstd-level", required_argument, NULL, OPT_ZSTD },
 		{ "no-compress", no_argument, NULL, OPT_NOCOMP },
+		{ "no-image-sha256", no_argument, NULL, OPT_NOSHA },
 		{ "cdc", no_argument, NULL, OPT_CDC },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "rp-id", required_argument, NULL, OPT_RPID },
@@ -567,6 +570,9 @@ int engine_cli_main(int argc, char **argv, FILE *out, FILE *errs, const atomic_b
 			break;
 		case OPT_NOCOMP:
 			c.no_compress = true;
+			break;
+		case OPT_NOSHA:
+			c.no_sha = true;
 			break;
 		case OPT_CDC:
 			c.cdc = true;

@@ -189,33 +189,96 @@ static enum status ensure_dirs(struct engine_repo *r, const uint8_t *id, const c
 	return STATUS_OK;
 }
 
-enum status engine_repo_chunk_put(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],
-                                  const void *sealed, size_t n, bool *stored, struct err *e)
+enum status engine_repo_chunk_stage(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],
+                                    const void *sealed, size_t n, struct engine_staged_chunk *sc,
+                                    struct err *e)
 {
 	char hex[2 * ENGINE_ID_LEN + 1];
 	char *dir2;
 	enum status st;
 
-	*stored = false;
+	sc->fd = -1;
+	sc->tmp = NULL;
+	memcpy(sc->id, id, ENGINE_ID_LEN);
+	sc->len = n;
 	engine_hex_encode(id, ENGINE_ID_LEN, hex);
 	dir2 = xasprintf("%s/%.2s/%.2s", r->chunks, hex, hex + 2);
 	st = ensure_dirs(r, id, dir2, e);
-	if (st == STATUS_OK) {
-		st = engine_fs_write_once(dir2, hex, sealed, n, false, e);
-		if (st == STATUS_CONFLICT) {
-			st = STATUS_OK; /* someone stored it first: never rewrite */
-			err_clear(e);
-		} else if (st == STATUS_OK) {
-			unsigned l2 = (unsigned)id[0] << 8 | id[1];
-
-			*stored = true;
-			pthread_mutex_lock(&r->mu);
-			BIT_SET(r->dirty_l2, l2);
-			pthread_mutex_unlock(&r->mu);
-		}
+	if (st != STATUS_OK)
+		goto out;
+	sc->tmp = xasprintf("%s/.tmp-%s-XXXXXX", dir2, hex);
+	sc->fd = mkostemp(sc->tmp, O_CLOEXEC);
+	if (sc->fd < 0) {
+		st = err_set(e, STATUS_IO, "create temp chunk: %s", strerror(errno));
+		free(sc->tmp);
+		sc->tmp = NULL;
+		goto out;
 	}
+	if (engine_fs_pwrite_full(sc->fd, sealed, n, 0) < 0) {
+		st = err_set(e, STATUS_IO, "write chunk: %s", strerror(errno));
+		engine_repo_chunk_discard(sc);
+	}
+out:
 	free(dir2);
 	return st;
+}
+
+void engine_repo_chunk_discard(struct engine_staged_chunk *sc)
+{
+	if (sc->fd >= 0)
+		close(sc->fd);
+	if (sc->tmp != NULL) {
+		unlink(sc->tmp);
+		free(sc->tmp);
+	}
+	sc->fd = -1;
+	sc->tmp = NULL;
+}
+
+enum status engine_repo_chunk_publish(struct engine_repo *r, struct engine_staged_chunk *sc,
+                                      bool already_synced, bool *stored, struct err *e)
+{
+	char *final = engine_repo_chunk_path(r, sc->id);
+	enum status st = STATUS_OK;
+
+	*stored = false;
+	if (!already_synced && fdatasync(sc->fd) != 0) {
+		st = err_set(e, STATUS_IO, "fdatasync chunk: %s", strerror(errno));
+		goto out;
+	}
+	if (close(sc->fd) != 0) {
+		sc->fd = -1;
+		st = err_set(e, STATUS_IO, "close chunk: %s", strerror(errno));
+		goto out;
+	}
+	sc->fd = -1;
+	/* link() fails with EEXIST: an existing chunk is never rewritten. */
+	if (link(sc->tmp, final) == 0) {
+		unsigned l2 = (unsigned)sc->id[0] << 8 | sc->id[1];
+
+		*stored = true;
+		pthread_mutex_lock(&r->mu);
+		BIT_SET(r->dirty_l2, l2);
+		pthread_mutex_unlock(&r->mu);
+	} else if (errno != EEXIST) {
+		st = err_set(e, STATUS_IO, "link chunk: %s", strerror(errno));
+	}
+out:
+	engine_repo_chunk_discard(sc);
+	free(final);
+	return st;
+}
+
+enum status engine_repo_chunk_put(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],
+                                  const void *sealed, size_t n, bool *stored, struct err *e)
+{
+	struct engine_staged_chunk sc;
+	enum status st = engine_repo_chunk_stage(r, id, sealed, n, &sc, e);
+
+	*stored = false;
+	if (st != STATUS_OK)
+		return st;
+	return engine_repo_chunk_publish(r, &sc, false, stored, e);
 }
 
 enum status engine_repo_chunk_read(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],

@@ -36,12 +36,12 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
 	return remove(p);
 }
 
-static void tenv_rmrf(const char *dir)
+static inline void tenv_rmrf(const char *dir)
 {
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static struct tenv *tenv_new(void)
+static inline struct tenv *tenv_new(void)
 {
 	struct tenv *t = xcalloc(1, sizeof(*t));
 	char tmpl[] = "/tmp/cairn-engine-test-XXXXXX";
@@ -64,7 +64,7 @@ static struct tenv *tenv_new(void)
 	return t;
 }
 
-static void tenv_free(struct tenv *t)
+static inline void tenv_free(struct tenv *t)
 {
 	if (t == NULL)
 		return;
@@ -76,8 +76,8 @@ static void tenv_free(struct tenv *t)
 	free(t);
 }
 
-static struct engine_repo *tenv_repo(struct tenv *t, const char *tenant,
-                                     struct engine_tenant_keys *tk)
+static inline struct engine_repo *tenv_repo(struct tenv *t, const char *tenant,
+                                            struct engine_tenant_keys *tk)
 {
 	struct err e;
 	struct engine_repo *r = engine_repo_open(t->repo_dir, tenant, true, &e);
@@ -93,7 +93,7 @@ static struct engine_repo *tenv_repo(struct tenv *t, const char *tenant,
 	return r;
 }
 
-static void write_file(const char *path, const void *p, size_t n)
+static inline void write_file(const char *path, const void *p, size_t n)
 {
 	FILE *f = fopen(path, "wb");
 
@@ -101,7 +101,7 @@ static void write_file(const char *path, const void *p, size_t n)
 		abort();
 }
 
-static uint8_t *read_file_all(const char *path, size_t *n)
+static inline uint8_t *read_file_all(const char *path, size_t *n)
 {
 	FILE *f = fopen(path, "rb");
 	uint8_t *b;
@@ -120,7 +120,7 @@ static uint8_t *read_file_all(const char *path, size_t *n)
 	return b;
 }
 
-static bool files_equal(const char *a, const char *b)
+static inline bool files_equal(const char *a, const char *b)
 {
 	size_t na, nb;
 	uint8_t *pa = read_file_all(a, &na), *pb = read_file_all(b, &nb);
@@ -132,7 +132,7 @@ static bool files_equal(const char *a, const char *b)
 }
 
 /* Deterministic pseudo-random bytes (xorshift), cheap. */
-static void fill_random(uint8_t *p, size_t n, uint64_t seed)
+static inline void fill_random(uint8_t *p, size_t n, uint64_t seed)
 {
 	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
 

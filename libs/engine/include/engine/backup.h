@@ -53,10 +53,12 @@ struct engine_backup_opts {
 	uint32_t chunk_size; /* 0 = ENGINE_CHUNK_SIZE_DEFAULT; multiple of 4096, <= 8 MiB */
 	int zstd_level;      /* used when zstd_level_set; default ENGINE_ZSTD_LEVEL_DEFAULT */
 	bool zstd_level_set;
-	bool no_compress;      /* store encrypted but uncompressed */
-	bool cdc;              /* FastCDC (512K/1M/8M) instead of fixed chunks: for streams */
-	unsigned threads;      /* workers; 0 = online CPUs + 1 (I/O overlaps CPU work) */
-	const char *rp_id;     /* NULL = engine_rp_id_generate() */
+	bool no_compress;     /* store encrypted but uncompressed */
+	bool no_image_sha256; /* skip the whole-image SHA-256: saves a sequential hash pass; restore
+	                       then relies on the per-chunk ids alone */
+	bool cdc;             /* FastCDC (512K/1M/8M) instead of fixed chunks: for streams */
+	unsigned threads;     /* workers; 0 = online CPUs + 1 (I/O overlaps CPU work) */
+	const char *rp_id;    /* NULL = engine_rp_id_generate() */
 	const char *parent_rp; /* previous restore point (incremental); NULL = none */
 	const char *source;    /* free text stored in the manifest; may be NULL */
 	engine_progress_fn progress;

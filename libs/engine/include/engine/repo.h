@@ -42,6 +42,28 @@ enum status engine_repo_chunk_put(struct engine_repo *r, const uint8_t id[ENGINE
                                   const void *sealed, size_t n, bool *stored,
                                   struct err *e) MUST_CHECK;
 
+/* A chunk written under a temporary name, not yet durable nor visible (two-phase put, so a
+ * caller can make many chunks durable together before publishing them). */
+struct engine_staged_chunk {
+	int fd;    /* open temp file; -1 when none */
+	char *tmp; /* owned temp path */
+	uint8_t id[ENGINE_ID_LEN];
+	size_t len;
+};
+
+/** @brief Write sealed bytes to a temp file beside the chunk's final name (no fsync).
+ *  Thread-safe. On success sc owns an fd and a path: finish with _publish or _discard. */
+enum status engine_repo_chunk_stage(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],
+                                    const void *sealed, size_t n, struct engine_staged_chunk *sc,
+                                    struct err *e) MUST_CHECK;
+/** @brief Make a staged chunk durable (fdatasync unless already_synced) and visible under its
+ *  final name with link(), which never replaces an existing chunk (*stored = false then).
+ *  Always releases sc. Thread-safe. */
+enum status engine_repo_chunk_publish(struct engine_repo *r, struct engine_staged_chunk *sc,
+                                      bool already_synced, bool *stored, struct err *e) MUST_CHECK;
+/** @brief Drop a staged chunk (close, unlink temp). NULL-safe on an empty sc. */
+void engine_repo_chunk_discard(struct engine_staged_chunk *sc);
+
 /** @brief Read a sealed chunk into buf (capacity cap). @returns STATUS_NOT_FOUND,
  *  STATUS_CORRUPT if larger than cap (cannot be a valid chunk), STATUS_IO. Thread-safe. */
 enum status engine_repo_chunk_read(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN],

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Summarize bench/run.sh measurements: medians per (tool, op), ratios to restic/borg.
+Input: a TSV with run, tool, op, seconds, rss_kb, bytes (repo growth or size), mib (input)."""
+import collections
+import json
+import statistics
+import sys
+
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")]
+meas = collections.defaultdict(list)
+for run, tool, op, sec, rss, nbytes, mib in rows:
+    meas[(tool, op)].append((float(sec), int(rss), int(nbytes), float(mib)))
+
+def med(tool, op, i):
+    v = [m[i] for m in meas.get((tool, op), [])]
+    return statistics.median(v) if v else None
+
+ops = ["initial", "incremental", "incremental-ct", "ct-1pct-chunks", "restore", "random", "shifted"]
+tools = ["cairn", "restic", "borg"]
+out = {"runs": max(int(r[0]) for r in rows), "results": {}}
+lines = []
+lines.append("| operation | tool | median s | MiB/s | peak RSS MiB | repo bytes (MiB) | n |")
+lines.append("|---|---|---:|---:|---:|---:|---:|")
+for op in ops:
+    for tool in tools:
+        if (tool, op) not in meas:
+            continue
+        s, rss, nb, mib = (med(tool, op, i) for i in range(4))
+        n = len(meas[(tool, op)])
+        out["results"].setdefault(op, {})[tool] = {
+            "seconds": s, "mib_s": mib / s if s else None, "rss_mib": rss / 1024, "bytes": nb, "n": n}
+        lines.append("| %s | %s | %.2f | %.0f | %.0f | %.1f | %d |" % (
+            op, tool, s, mib / s if s else 0, rss / 1024, nb / 2**20, n))
+lines.append("")
+lines.append("| operation | cairn vs restic (speed) | cairn vs borg (speed) | bytes cairn/restic | bytes cairn/borg |")
+lines.append("|---|---:|---:|---:|---:|")
+for op in ops:
+    r = out["results"].get(op, {})
+    if "cairn" not in r:
+        continue
+    c = r["cairn"]
+    def sp(t):
+        return "%.2fx" % (r[t]["seconds"] / c["seconds"]) if t in r and c["seconds"] else "-"
+    def by(t):
+        return "%.2f" % (c["bytes"] / r[t]["bytes"]) if t in r and r[t]["bytes"] else "-"
+    lines.append("| %s | %s | %s | %s | %s |" % (op, sp("restic"), sp("borg"), by("restic"), by("borg")))
+def g(op, tool, k):
+    return out["results"].get(op, {}).get(tool, {}).get(k)
+
+def check(name, ok, detail):
+    lines.append("| %s | %s | %s |" % (name, "met" if ok else "MISSED", detail))
+
+lines.append("")
+lines.append("| target | result | measured |")
+lines.append("|---|---|---|")
+try:
+    r = g("initial", "restic", "seconds") / g("initial", "cairn", "seconds")
+    b = g("initial", "cairn", "bytes") / g("initial", "restic", "bytes")
+    check("initial >= 3x restic throughput", r >= 3, "%.2fx" % r)
+    check("initial repo <= 1.1x restic", b <= 1.1, "%.2fx" % b)
+    r = g("incremental", "restic", "seconds") / g("incremental", "cairn", "seconds")
+    b = g("incremental", "cairn", "bytes") / max(1, g("incremental", "restic", "bytes"))
+    check("incremental (1% blocks) >= 3x faster than restic", r >= 3, "%.2fx" % r)
+    check("incremental adds <= restic's bytes", b <= 1.0, "%.2fx" % b)
+    f = g("ct-1pct-chunks", "cairn", "seconds") / g("initial", "cairn", "seconds")
+    check("CT, change in 1% of chunks: <= 5% of full backup time", f <= 0.05, "%.1f%%" % (100 * f))
+    f = g("incremental-ct", "cairn", "seconds") / g("initial", "cairn", "seconds")
+    lines.append("| (record) CT on vm1-changed (1%% of blocks, ~92%% of chunks) | - | %.0f%% of full |" % (100 * f))
+    r = g("restore", "restic", "seconds") / g("restore", "cairn", "seconds")
+    check("restore >= 2.5x restic", r >= 2.5, "%.2fx" % r)
+    r = g("random", "restic", "seconds") / g("random", "cairn", "seconds")
+    check("random data >= 3x restic", r >= 3, "%.2fx" % r)
+    m = max(v["cairn"]["rss_mib"] for v in out["results"].values() if "cairn" in v)
+    check("cairn peak RSS <= 256 MiB", m <= 256, "%.0f MiB" % m)
+except (TypeError, ZeroDivisionError):
+    lines.append("(targets need cairn and restic results)")
+print("\n".join(lines))
+with open(sys.argv[2], "w") as f:
+    json.dump(out, f, indent=1)
