@@ -25,8 +25,6 @@ cp -r /usr/include/linux "$work/content/usr/"
 vm_id() { "$DS" show --vm "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 WEB=$(vm_id "$work/ds/acme/vdc1/web/web01"); BIG=$(vm_id "$work/ds/acme/vdc1/big/big01")
 TEN=$(cat /proc/sys/kernel/random/uuid); REPO=$(cat /proc/sys/kernel/random/uuid)
-q "INSERT INTO catalog.repositories (id, name, path) VALUES ('$REPO', 'it-$run', '$work/repo')" \
-  2>/dev/null || { sleep 5; q "INSERT INTO catalog.repositories (id, name, path) VALUES ('$REPO', 'it-$run', '$work/repo')"; }
 
 start_mover() { # $1 = log suffix
   CAIRN_MOVER_HTTP_PORT=0 CAIRN_DATASTORE_ROOT="$work/ds" CAIRN_MASTER_KEY_FILE="$work/master.key" \
@@ -54,7 +52,8 @@ wait_state() { # task state timeout_s
 }
 uuid() { cat /proc/sys/kernel/random/uuid; }
 
-start_mover 1
+start_mover 1   # applies the catalog migrations
+q "INSERT INTO catalog.repositories (id, name, path) VALUES ('$REPO', 'it-$run', '$work/repo')"
 
 echo "-- full backup with file index"
 T1=$(uuid); task "$T1" "$WEB" full true
