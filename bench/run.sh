@@ -115,7 +115,7 @@ bench_restic() {
 
 bench_borg() {
   local r=$1 R=$W/borg-repo
-  borg init --encryption repokey "$R"
+  borg init --encryption repokey "$R" 2>/dev/null
   stage "$DATA/vm1.img"; warm "$DATA/vm1.img"
   cd "$W/stage"
   measure "$r" borg initial "$MIB" "$R" -- borg create "$R::initial" disk.img
@@ -127,7 +127,7 @@ bench_borg() {
   measure "$r" borg restore "$MIB" "" -- borg extract --sparse "$R::initial" disk.img
   [[ $r != 1 ]] || cmp "$W/restore/disk.img" "$DATA/vm1.img" || { echo "borg restore differs"; exit 1; }
   cd "$W"; rm -rf "$W/restore" "$R" "$BORG_BASE_DIR"
-  borg init --encryption repokey "$W/borg-rand"
+  borg init --encryption repokey "$W/borg-rand" 2>/dev/null
   cd "$DATA"; warm "$DATA/rand.bin"
   measure "$r" borg random "$RMIB" "$W/borg-rand" -- borg create "$W/borg-rand::rand" rand.bin
   cd "$W"; rm -rf "$W/borg-rand" "$BORG_BASE_DIR"
@@ -139,6 +139,6 @@ for r in $(seq 1 "$RUNS"); do
   for t in $TOOLS; do "bench_$t" "$r"; done
 done
 echo "# finished $(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$TSV"
-rm -rf "$W"
+cd "$ROOT"; rm -rf "$W"
 echo "== medians ($RUNS runs, warm page cache for every tool)"
 python3 "$ROOT/bench/summarize.py" "$TSV" "$OUT/summary.json" | tee "$OUT/summary.md"
