@@ -350,6 +350,35 @@ static void heartbeat_send(struct auth_app *a, rd_kafka_t *rk, int nparts, int64
 
 /* Every heartbeat_ms: if identity.outbox has nothing unsent, tell every partition of
  * cairn.identity that it is complete up to `at` (taken before looking at the outbox). */
+/* Is any identity event committed at or before at_ms still unpublished? A heartbeat for
+ * at_ms promises the services that every change up to at_ms is on the topic ahead of it;
+ * rows written after at_ms do not matter for it. */
+static bool changes_pending(struct db_conn **dbc, const char *url, int64_t at_ms)
+{
+	char at[32];
+	const char *p[] = { at };
+	PGresult *res = NULL;
+	struct err e;
+	bool pending = true;
+
+	if (*dbc == NULL)
+		*dbc = db_conn_new(url, &e);
+	if (*dbc == NULL)
+		return true;
+	snprintf(at, sizeof(at), "%lld", (long long)at_ms);
+	if (db_query(*dbc,
+	             "SELECT EXISTS (SELECT 1 FROM identity.outbox WHERE sent_at IS NULL "
+	             "AND created_at <= to_timestamp($1::bigint / 1000.0))",
+	             1, p, &res, &e) == STATUS_OK) {
+		pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+	} else {
+		db_conn_free(*dbc);
+		*dbc = NULL;
+	}
+	return pending;
+}
+
 static void *heartbeat_run(void *arg)
 {
 	struct auth_app *a = arg;
@@ -359,31 +388,26 @@ static void *heartbeat_run(void *arg)
 	int64_t last_md = 0;
 
 	while (!atomic_load(&a->hb_stop)) {
-		struct err e;
-		PGresult *res = NULL;
 		int64_t at = wall_ms();
-		bool pending = true;
+		long long waited = 0;
+		bool pending;
 
-		if (!dbc)
-			dbc = db_conn_new(a->db_url, &e);
-		if (dbc && db_query(dbc,
-		                    "SELECT EXISTS (SELECT 1 FROM identity.outbox "
-		                    "WHERE sent_at IS NULL)",
-		                    0, NULL, &res, &e) == STATUS_OK) {
-			pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-			PQclear(res);
-		} else if (dbc) {
-			db_conn_free(dbc);
-			dbc = NULL;
-		}
 		if (at - last_md > 10000 || nparts == 0) {
 			nparts = identity_partitions(rk);
 			last_md = at;
 		}
+		/* Wait (briefly) for the relay to publish the changes before `at` rather than
+		 * skipping this beat: a skipped beat makes the services fail closed sooner. */
+		pending = changes_pending(&dbc, a->db_url, at);
+		while (pending && waited < a->cfg.heartbeat_ms && !atomic_load(&a->hb_stop)) {
+			usleep(20 * 1000);
+			waited += 20;
+			pending = changes_pending(&dbc, a->db_url, at);
+		}
 		if (!pending && nparts > 0)
 			heartbeat_send(a, rk, nparts, at);
-		for (long long slept = 0; slept < a->cfg.heartbeat_ms && !atomic_load(&a->hb_stop);
-		     slept += 50)
+		for (long long slept = waited;
+		     slept < a->cfg.heartbeat_ms && !atomic_load(&a->hb_stop); slept += 50)
 			usleep(50 * 1000);
 	}
 	db_conn_free(dbc);
