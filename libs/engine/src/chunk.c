@@ -195,7 +195,7 @@ enum status engine_codec_open(struct engine_codec *c, uint8_t kind, const uint8_
                               const uint8_t *in, size_t in_len, void *out, size_t out_cap,
                               size_t *out_len, struct err *e)
 {
-	struct engine_chunk_header h;
+	struct engine_chunk_header h = { 0 };
 	uint8_t aad[28 + ENGINE_ID_LEN];
 	uint8_t *dst;
 	int len;

@@ -11,10 +11,13 @@ static uint64_t splitmix64(uint64_t *s)
 }
 
 /* bits ones placed in the top of a 64-bit word: the gear hash's high bits depend on the
- * last 64 bytes, the low bits only on the last few. */
+ * last 64 bytes, the low bits only on the last few. 0 bits is an empty mask (a shift by 64
+ * would be undefined). */
 static uint64_t top_mask(unsigned bits)
 {
-	return bits >= 64 ? ~0ULL : ((1ULL << bits) - 1) << (64 - bits);
+	if (bits == 0)
+		return 0;
+	return bits >= 64 ? ~0ULL : ~0ULL << (64 - bits);
 }
 
 enum status engine_fastcdc_init(struct engine_fastcdc *cdc, uint32_t min, uint32_t avg,

@@ -59,7 +59,7 @@ enum status engine_master_key_load(struct engine_master_key *mk, const char *pat
 		while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' '))
 			n--;
 		b[n] = '\0';
-		if (n != 2 * ENGINE_KEY_LEN || !engine_hex_decode((char *)b, mk->k, ENGINE_KEY_LEN))
+		if (n != 2 * sizeof(mk->k) || !engine_hex_decode((char *)b, mk->k, ENGINE_KEY_LEN))
 			st = err_set(e, STATUS_INVALID,
 			             "master key file %s: want 32 raw bytes or 64 hex digits",
 			             path);

@@ -257,16 +257,13 @@ enum status engine_manifest_load(struct engine_repo *r, struct engine_codec *c, 
 	if (st != STATUS_OK)
 		goto damaged;
 	*out = engine_manifest_decode(plain, plen, e);
-	if (*out == NULL) {
-		st = STATUS_CORRUPT;
+	if (*out == NULL)
 		goto damaged;
-	}
 	if (strcmp((*out)->rp_id, rp_id) != 0 ||
 	    strcmp((*out)->tenant, engine_repo_tenant(r)) != 0) {
 		engine_manifest_free(*out);
 		*out = NULL;
 		err_set(e, STATUS_CORRUPT, "identity mismatch");
-		st = STATUS_CORRUPT;
 		goto damaged;
 	}
 	goto out;

@@ -238,10 +238,13 @@ void engine_repo_chunk_discard(struct engine_staged_chunk *sc)
 enum status engine_repo_chunk_publish(struct engine_repo *r, struct engine_staged_chunk *sc,
                                       bool already_synced, bool *stored, struct err *e)
 {
-	char *final = engine_repo_chunk_path(r, sc->id);
+	char *final;
 	enum status st = STATUS_OK;
 
 	*stored = false;
+	if (sc->tmp == NULL || sc->fd < 0)
+		return err_set(e, STATUS_INVALID, "chunk not staged");
+	final = engine_repo_chunk_path(r, sc->id);
 	if (!already_synced && fdatasync(sc->fd) != 0) {
 		st = err_set(e, STATUS_IO, "fdatasync chunk: %s", strerror(errno));
 		goto out;

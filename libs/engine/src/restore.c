@@ -273,7 +273,9 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	engine_pool_init(&r.pool, 3 * (size_t)nw + 2, r.maxlen);
 	engine_queue_init(&r.work, 2 * (size_t)nw);
 	engine_queue_init(&r.done, 4 * (size_t)nw + 4);
-	pending = xcalloc(r.d->n_entries ? r.d->n_entries : 1, sizeof(*pending));
+	/* An array of pointers: sizeof(*pending) is meant to be a pointer's size. */
+	pending = xcalloc(r.d->n_entries ? r.d->n_entries : 1,
+	                  sizeof(*pending)); // NOLINT(bugprone-sizeof-expression)
 	atomic_store(&r.workers_left, nw);
 	workers = xcalloc(nw, sizeof(*workers));
 	for (started = 0; started < nw; started++)
@@ -470,7 +472,8 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 		goto out;
 	for (size_t i = 0; i < m->n_disks; i++)
 		total += m->disks[i].n_entries;
-	v.uniq = xcalloc(total ? total : 1, sizeof(*v.uniq));
+	/* uniq is an array of pointers to entries: the element size is a pointer's. */
+	v.uniq = xcalloc(total ? total : 1, sizeof(*v.uniq)); // NOLINT(bugprone-sizeof-expression)
 	for (size_t i = 0; i < m->n_disks; i++) {
 		for (size_t j = 0; j < m->disks[i].n_entries; j++) {
 			const struct engine_manifest_entry *en = &m->disks[i].entries[j];
@@ -482,8 +485,11 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 				v.maxlen = en->length;
 		}
 	}
-	if (k > 1)
+	if (k > 1) {
+		/* sorting the pointers: the element size is a pointer's */
+		// NOLINTNEXTLINE(bugprone-sizeof-expression)
 		qsort(v.uniq, k, sizeof(*v.uniq), cmp_entry_id);
+	}
 	v.n = 0;
 	for (size_t i = 0; i < k; i++) {
 		if (v.n > 0 && memcmp(v.uniq[v.n - 1]->id, v.uniq[i]->id, ENGINE_ID_LEN) == 0) {
@@ -517,7 +523,7 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 		double last = t0;
 
 		while (atomic_load(&v.next) < v.n && !is_cancelled(o->cancel)) {
-			struct timespec ts = { 0, 50 * 1000 * 1000 };
+			struct timespec ts = { 0, 50L * 1000 * 1000 };
 
 			nanosleep(&ts, NULL);
 			if (engine_now() - last >= 1.0) {

@@ -28,7 +28,7 @@ struct tenv {
 	struct engine_keystore *ks;
 };
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+static inline int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
 	(void)sb;
 	(void)flag;
@@ -101,17 +101,18 @@ static inline void write_file(const char *path, const void *p, size_t n)
 		abort();
 }
 
-static inline uint8_t *read_file_all(const char *path, size_t *n)
+/* The whole file, or NULL (and *n = 0) when it cannot be opened. */
+static inline uint8_t *read_file_try(const char *path, size_t *n)
 {
 	FILE *f = fopen(path, "rb");
 	uint8_t *b;
 	long sz;
 
+	*n = 0;
 	if (f == NULL)
 		return NULL;
-	fseek(f, 0, SEEK_END);
-	sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
+	if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+		abort();
 	b = xmalloc((size_t)sz + 1);
 	if (fread(b, 1, (size_t)sz, f) != (size_t)sz)
 		abort();
@@ -120,10 +121,20 @@ static inline uint8_t *read_file_all(const char *path, size_t *n)
 	return b;
 }
 
+/* The whole file; aborts the test when it cannot be read. */
+static inline uint8_t *read_file_all(const char *path, size_t *n)
+{
+	uint8_t *b = read_file_try(path, n);
+
+	if (b == NULL)
+		abort();
+	return b;
+}
+
 static inline bool files_equal(const char *a, const char *b)
 {
 	size_t na, nb;
-	uint8_t *pa = read_file_all(a, &na), *pb = read_file_all(b, &nb);
+	uint8_t *pa = read_file_try(a, &na), *pb = read_file_try(b, &nb);
 	bool eq = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
 
 	free(pa);

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#define CS (64u << 10)
+#define CS ((size_t)64 << 10)
 
 struct ctx {
 	struct tenv *t;
@@ -119,7 +119,7 @@ static char *chunk_path(struct ctx *c, size_t idx, char hex[65])
 	const struct engine_manifest_entry *en = &c->m->disks[0].entries[idx];
 	static const char digits[] = "0123456789abcdef";
 
-	for (int i = 0; i < 32; i++) {
+	for (size_t i = 0; i < 32; i++) {
 		hex[2 * i] = digits[en->id[i] >> 4];
 		hex[2 * i + 1] = digits[en->id[i] & 15];
 	}

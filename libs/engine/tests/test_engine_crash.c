@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#define CS (64u << 10)
+#define CS ((size_t)64 << 10)
 
 static int g_files;
 
@@ -66,7 +66,7 @@ static void test_sigkill_mid_backup(void **state)
 	}
 	/* kill as soon as some chunks exist but long before the end */
 	for (int i = 0; i < 20000; i++) {
-		struct timespec ts = { 0, 1000 * 1000 };
+		struct timespec ts = { 0, 1000L * 1000 };
 
 		seen = count_files(chunks);
 		if (seen >= 8)

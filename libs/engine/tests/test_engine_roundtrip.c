@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#define CS (64u << 10)
-#define IMG_SIZE ((3u << 20) + 12345u) /* not a multiple of CS */
+#define CS ((size_t)64 << 10)
+#define IMG_SIZE (((size_t)3 << 20) + 12345) /* not a multiple of CS */
 
 struct ctx {
 	struct tenv *t;
@@ -120,7 +120,7 @@ static void test_zero_image(void **state)
 	        STATUS_OK);
 	assert_int_equal(stat(c->out, &sb), 0);
 	assert_int_equal(sb.st_size, IMG_SIZE);
-	assert_true(sb.st_blocks * 512 < 64 * 1024);
+	assert_true(sb.st_blocks * 512 < 64L * 1024);
 	free(img);
 }
 
@@ -163,6 +163,7 @@ static void test_ext4_image(void **state)
 	char *cmd;
 	size_t n;
 	uint8_t *img;
+	int rc;
 
 	/* A real ext4 image (mke2fs -d, no mount) of 3076 KiB: not a multiple of 64 KiB. */
 	cmd = xasprintf("mkdir -p %s/d1/d2 && seq 1 20000 > %s/d1/numbers && "
@@ -170,13 +171,11 @@ static void test_ext4_image(void **state)
 	                "cp /etc/services %s/ 2>/dev/null; "
 	                "mke2fs -q -F -t ext4 -d %s %s 3076k",
 	                src, src, src, src, src, c->img);
-	if (system(cmd) != 0) {
-		free(cmd);
-		free(src);
-		skip();
-	}
+	rc = system(cmd);
 	free(cmd);
 	free(src);
+	if (rc != 0)
+		skip();
 	img = read_file_all(c->img, &n);
 	assert_int_equal(n, 3076 * 1024);
 	assert_true(n % CS != 0);

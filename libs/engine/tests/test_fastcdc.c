@@ -71,7 +71,7 @@ static void resync(uint32_t min, uint32_t avg, uint32_t max, size_t n, size_t at
 	na = cuts(&c, a, n, ca);
 	nb = cuts(&c, b, n + ins, cb);
 	/* average chunk size near avg */
-	assert_true(n / na > avg / 2 && n / na < avg * 2);
+	assert_true(n / na > avg / 2 && n / na < (size_t)avg * 2);
 	/* boundaries before the insertion are identical */
 	for (size_t i = 0; i < na && ca[i] < at; i++) {
 		before++;
