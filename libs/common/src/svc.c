@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-fe.h>
+
 #include "common/authn.h"
 #include "common/log.h"
 #include "common/outbox.h"
@@ -19,6 +21,7 @@ struct svc {
 	struct svc_cfg cfg;
 	struct db_conn *dbc;       /* main thread: migrations, consumer, setup, tick */
 	struct db_conn *ready_dbc; /* /readyz only, under ready_lock */
+	bool use_runtime_role;     /* SET ROLE def->runtime_role on every connection */
 	pthread_mutex_t ready_lock;
 	struct kafka_producer *producer;
 	struct kafka_consumer *consumer;
@@ -56,6 +59,8 @@ static const struct cfg_key common_keys[] = {
 	        "base URL of the auth service, for its JWKS (token signing keys)"),
 	CFG_BOOL("authn_require_fresh", struct svc_cfg, authn_require_fresh, "true",
 	         "refuse tokens (503) while the identity event stream is stale"),
+	CFG_BOOL("require_runtime_role", struct svc_cfg, require_runtime_role, "false",
+	         "refuse to start when the service's runtime database role is missing"),
 };
 #define NCOMMON (sizeof(common_keys) / sizeof(common_keys[0]))
 
@@ -277,6 +282,78 @@ static enum status start_authn(struct svc *s, struct err *e)
 	return http_server_route(s->http, "GET", "/whoami", whoami, s, 0, e);
 }
 
+/* Switch dbc to the service's runtime role (row-level security binds it; it owns nothing). */
+static enum status set_runtime_role(struct svc *s, struct db_conn *dbc, struct err *e)
+{
+	char *sql;
+	enum status st;
+
+	if (!s->use_runtime_role)
+		return STATUS_OK;
+	sql = xasprintf("SET ROLE %s", s->def->runtime_role);
+	st = db_exec(dbc, sql, 0, NULL, e);
+	free(sql);
+	return st;
+}
+
+struct db_conn *svc_db_conn_new(struct svc *s, struct err *e)
+{
+	struct db_conn *dbc = db_conn_new(s->cfg.database_url, e);
+
+	if (dbc && set_runtime_role(s, dbc, e) != STATUS_OK) {
+		db_conn_free(dbc);
+		return NULL;
+	}
+	return dbc;
+}
+
+/* After the migrations (run as the owner): re-apply the runtime role's grants, check that we
+ * may switch to it, and do so on the main connection. */
+static enum status adopt_runtime_role(struct svc *s, struct err *e)
+{
+	const char *role = s->def->runtime_role;
+	const char *p[] = { role };
+	char *grant;
+	PGresult *res = NULL;
+	bool ok = false;
+	enum status st;
+
+	if (role == NULL)
+		return STATUS_OK;
+	if (!db_ident_is_valid(role))
+		return err_set(e, STATUS_INVALID, "runtime role '%s' is not a valid name", role);
+	grant = xasprintf("SELECT %s.grant_runtime_role()", s->def->schema);
+	if (db_exec(s->dbc, grant, 0, NULL, e) != STATUS_OK)
+		log_warn("%s: %s", grant, e->msg);
+	free(grant);
+	st = db_query(s->dbc,
+	              "SELECT EXISTS (SELECT FROM pg_roles r WHERE r.rolname = $1 AND NOT "
+	              "r.rolsuper AND NOT r.rolbypassrls) AND pg_has_role(current_user, $1, "
+	              "'MEMBER')",
+	              1, p, &res, e);
+	if (st != STATUS_OK)
+		return st;
+	ok = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!ok) {
+		if (s->cfg.require_runtime_role)
+			return err_set(e, STATUS_INVALID,
+			               "CAIRN_REQUIRE_RUNTIME_ROLE: role %s is missing, privileged "
+			               "or not granted to the service's login",
+			               role);
+		log_error("runtime role %s unavailable: working as the schema owner (row-level "
+		          "security is forced, but an owner could lift it); create it as in "
+		          "deploy/compose/postgres-init.sh",
+		          role);
+		return STATUS_OK;
+	}
+	s->use_runtime_role = true;
+	st = set_runtime_role(s, s->dbc, e);
+	if (st == STATUS_OK)
+		log_info("working as database role %s under row-level security", role);
+	return st;
+}
+
 static enum status start_http(struct svc *s, struct err *e)
 {
 	struct http_config hc = {
@@ -446,6 +523,11 @@ int svc_main(const struct svc_def *def, int argc, char **argv)
 	}
 	if (migrate_only) {
 		rc = 0;
+		goto out;
+	}
+	if (adopt_runtime_role(&s, &e) != STATUS_OK) {
+		log_error("database role: %s", e.msg);
+		rc = e.code == STATUS_INVALID ? 2 : 1;
 		goto out;
 	}
 	s.producer = kafka_producer_new(NULL, &e);

@@ -19,7 +19,9 @@ static enum status on_task_requested(struct db_conn *dbc, const struct event *ev
 	st = mover_task_parse(ev->data, &t, e);
 	if (st != STATUS_OK)
 		return st;
-	st = mover_store_task_enqueue(dbc, &t, &inserted, e);
+	st = db_tx_set_local(dbc, "app.tenant_id", t.tenant_id, e);
+	if (st == STATUS_OK)
+		st = mover_store_task_enqueue(dbc, &t, &inserted, e);
 	if (st == STATUS_OK && inserted) {
 		struct log_ctx ctx = { .event_id = ev->id,
 			               .tenant_id = t.tenant_id,
@@ -40,6 +42,8 @@ static enum status on_stop_requested(struct db_conn *dbc, const struct event *ev
 
 	if (task_id == NULL || tenant == NULL)
 		return err_set(e, STATUS_INVALID, "stop request without task_id or tenant_id");
+	if (db_tx_set_local(dbc, "app.tenant_id", tenant, e) != STATUS_OK)
+		return e->code;
 	return mover_store_task_request_stop(dbc, task_id, tenant, e);
 }
 

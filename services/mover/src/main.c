@@ -13,6 +13,7 @@ int main(int argc, char **argv)
 		.schema = "catalog",
 		.default_http_port = 8103,
 		.outbox = true,
+		.runtime_role = "cairn_mover_rt",
 		.topics = topics,
 		.handler = mover_handle_event,
 		.cfg_keys = mover_cfg_keys,

@@ -7,6 +7,13 @@
 
 #include "common/xalloc.h"
 
+enum status mover_store_scope_tenant(struct db_conn *dbc, const char *tenant, struct err *e)
+{
+	const char *p[] = { tenant };
+
+	return db_exec(dbc, "SELECT set_config('app.tenant_id', $1, false)", 1, p, e);
+}
+
 enum status mover_store_task_enqueue(struct db_conn *dbc, const struct mover_task *t,
                                      bool *inserted, struct err *e)
 {
@@ -81,8 +88,11 @@ enum status mover_store_task_claim(struct db_conn *dbc, const char *owner, int l
 	st = db_tx_begin(dbc, e);
 	if (st != STATUS_OK)
 		return st;
-	st = db_exec(dbc, "SELECT pg_advisory_xact_lock(hashtext('cairn.mover.claim'))", 0, NULL,
-	             e);
+	/* The claim looks across tenants: the only statement that may (app.system). */
+	st = db_exec(dbc,
+	             "SELECT pg_advisory_xact_lock(hashtext('cairn.mover.claim')), "
+	             "set_config('app.system', 'on', true)",
+	             0, NULL, e);
 	if (st == STATUS_OK)
 		st = db_query(dbc, sql, 3, p, &res, e);
 	if (st != STATUS_OK)
@@ -205,7 +215,15 @@ static enum status copy_file_index(struct db_conn *dbc, FILE *f, struct err *e)
 	size_t n;
 	enum status st = STATUS_OK;
 
-	res = PQexec(pg, "COPY catalog.file_index (restore_point_id, tenant_id, disk_name, "
+	/* COPY cannot target a table under row-level security: stream into a temporary
+	 * staging table, then move the rows with one INSERT .. SELECT that the policy checks. */
+	st = db_exec(dbc,
+	             "CREATE TEMP TABLE IF NOT EXISTS file_index_stage "
+	             "(LIKE catalog.file_index) ON COMMIT DELETE ROWS",
+	             0, NULL, e);
+	if (st != STATUS_OK)
+		return st;
+	res = PQexec(pg, "COPY file_index_stage (restore_point_id, tenant_id, disk_name, "
 	                 "partition, path, size, mtime, type, inode) FROM STDIN");
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		st = err_set(e, STATUS_DB, "COPY file_index: %s", PQerrorMessage(pg));
@@ -228,6 +246,9 @@ static enum status copy_file_index(struct db_conn *dbc, FILE *f, struct err *e)
 			             PQresultErrorMessage(res));
 		PQclear(res);
 	}
+	if (st == STATUS_OK)
+		st = db_exec(dbc, "INSERT INTO catalog.file_index SELECT * FROM file_index_stage",
+		             0, NULL, e);
 	return st;
 }
 
@@ -241,7 +262,7 @@ enum status mover_store_rp_commit(struct db_conn *dbc, const struct mover_task *
 	        " nullif($7, ''), $8, $9, $10, $11, $12, $13, $14, $15)";
 	static const char sql_disk[] =
 	        "INSERT INTO catalog.restore_point_disks (restore_point_id, disk_name, size_bytes,"
-	        " change_id) VALUES ($1, $2, $3, $4)";
+	        " change_id, tenant_id) VALUES ($1, $2, $3, $4, $5)";
 	static const char sql_task[] =
 	        "UPDATE catalog.tasks SET state = $2, restore_point_id = $3, finished_at = now(),"
 	        " figures = $4::jsonb, lease_until = NULL, snapshot_id = NULL,"
@@ -276,10 +297,11 @@ enum status mover_store_rp_commit(struct db_conn *dbc, const struct mover_task *
 		st = db_exec(dbc, sql_rp, 15, p, e);
 	}
 	for (size_t i = 0; st == STATUS_OK && i < rp->n_disks; i++) {
-		const char *p[] = { rp->rp_id, rp->disk_names[i], n[6], rp->change_ids[i] };
+		const char *p[] = { rp->rp_id, rp->disk_names[i], n[6], rp->change_ids[i],
+			            t->tenant_id };
 
 		snprintf(n[6], sizeof(n[6]), "%llu", (unsigned long long)rp->disk_sizes[i]);
-		st = db_exec(dbc, sql_disk, 4, p, e);
+		st = db_exec(dbc, sql_disk, 5, p, e);
 	}
 	if (st == STATUS_OK && rp->file_index)
 		st = copy_file_index(dbc, rp->file_index, e);

@@ -14,6 +14,11 @@
 
 #include "task.h"
 
+/** @brief Limit the connection's session to tenant's rows (app.tenant_id, row-level
+ *  security) until changed; "" shows no tenant rows. */
+MUST_CHECK enum status mover_store_scope_tenant(struct db_conn *dbc, const char *tenant,
+                                                struct err *e);
+
 /** @brief Record a requested task (state queued), in the caller's transaction. A task id
  *  already known is left as it is (the same task delivered twice is one task).
  *  @param inserted receives whether a row was added; may be NULL. */

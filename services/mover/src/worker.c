@@ -463,6 +463,11 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 	clock_gettime(CLOCK_MONOTONIC, &r.started);
 	r.last_beat = r.started;
 	metrics_gauge_add(a->m_running, NULL, 1);
+	/* Every statement of this task sees this tenant's rows only (row-level security). */
+	if (mover_store_scope_tenant(w->dbc, r.t->tenant_id, &e) != STATUS_OK) {
+		log_ctx_error(&r.ctx, "task %s: %s (lease will expire)", r.t->task_id, e.msg);
+		goto out;
+	}
 	log_ctx_info(&r.ctx, "task %s: attempt %d (vm %s, %s)", r.t->task_id, c->attempts,
 	             r.t->vm_id, r.t->full ? "full" : "incremental");
 
@@ -637,6 +642,8 @@ out:
 	free(repo_path);
 	platform_snapshot_free(snap);
 	platform_vm_free(vm);
+	if (mover_store_scope_tenant(w->dbc, "", &e) != STATUS_OK)
+		log_warn("worker %u: %s", w->index, e.msg);
 	metrics_gauge_add(a->m_running, NULL, -1);
 }
 
@@ -653,7 +660,7 @@ static void *worker_main(void *arg)
 		enum status st;
 
 		if (w->dbc == NULL) {
-			w->dbc = db_conn_new(svc_get_database_url(a->svc), &e);
+			w->dbc = svc_db_conn_new(a->svc, &e);
 			if (w->dbc == NULL) {
 				log_warn("worker %u: database: %s (retrying)", w->index, e.msg);
 				sleep(1);

@@ -13,7 +13,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; echo "--- mover log tail" >&2; tail -n 30 "$work"/mover*.log >&2 || true; exit 1; }
-q() { psql -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+# The catalog's tenant tables have FORCE ROW LEVEL SECURITY: the test looks across tenants
+# the way the mover's claim does (app.system).
+q() { PGOPTIONS='-c app.system=on' psql -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 
 mkdir -p "$work/ds" "$work/repo" "$work/content/etc" "$work/content/usr"
 head -c 32 /dev/urandom >"$work/master.key"
@@ -108,6 +110,20 @@ read -r att st2 < <(q "SELECT attempts, figures->>'bytes_stored' FROM catalog.ta
 ((st2 < 1500000000)) || fail "retry stored $st2 bytes: nothing reused"
 [[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T4'") == 1 ]] || fail "restore point after retry"
 echo "   resumed on attempt $att, stored $st2 new bytes (the rest reused)"
+
+echo "-- row-level security: the mover's role sees one tenant's rows, and only when scoped"
+for t in tasks restore_points restore_point_disks file_index tenant_keys; do
+  [[ $(q "SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'catalog.$t'::regclass") == t ]] || fail "catalog.$t lacks FORCE RLS"
+done
+[[ $(q "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = 'cairn_mover_rt'") == f ]] || fail "cairn_mover_rt is privileged"
+[[ $(q "SELECT count(*) FROM pg_tables WHERE tableowner = 'cairn_mover_rt'") == 0 ]] || fail "cairn_mover_rt owns tables"
+rls() { psql -qAt -v ON_ERROR_STOP=1 -c "BEGIN; SET LOCAL ROLE cairn_mover_rt; $1; $2; COMMIT;" | tail -n 1; }
+[[ $(rls "SELECT set_config('app.tenant_id', '$TEN', true)" "SELECT count(*) FROM catalog.restore_points") -ge 3 ]] || fail "own tenant's restore points not visible"
+[[ $(rls "SELECT set_config('app.tenant_id', '$(uuid)', true)" "SELECT count(*) FROM catalog.restore_points") == 0 ]] || fail "another tenant's restore points visible"
+[[ $(rls "SELECT 1" "SELECT count(*) FROM catalog.file_index") == 0 ]] || fail "file index visible without a tenant"
+psql -qAt -c "BEGIN; SET LOCAL ROLE cairn_mover_rt; SELECT set_config('app.tenant_id', '$(uuid)', true); INSERT INTO catalog.tenant_keys VALUES ('$TEN', '\\x00'); COMMIT;" >/dev/null 2>&1 \
+  && fail "wrote a row for another tenant"
+echo "   FORCE RLS on 5 tables; other tenants' rows invisible and unwritable"
 
 echo "-- an undecodable task does not block the ones behind it"
 send backup.task.requested "$WEB" '{"task_id":"not-a-uuid"}'

@@ -46,6 +46,7 @@ struct svc_cfg {
 	long long ready_timeout_ms;
 	long long shutdown_timeout_ms;
 	char *identity_url;
+	bool require_runtime_role;
 	bool authn_require_fresh;
 };
 
@@ -62,6 +63,11 @@ struct svc_def {
 	 * role) and attaches the struct authn_principal (http_req_ctx). true: the service
 	 * installs its own before hook (auth). */
 	bool own_authn;
+	/* The database role the service works as after its migrations (SET ROLE on its
+	 * connections): not an owner, not superuser, no BYPASSRLS, so the row-level security
+	 * of its tenant tables binds it. The schema's grant_runtime_role() function (from its
+	 * migrations) is called first. NULL = work as the connecting role. */
+	const char *runtime_role;
 	const char *const *topics;      /* consumed topics (NULL-terminated); NULL = no consumer */
 	kafka_handler_fn handler;       /* applies one event (required with topics) */
 	const struct cfg_key *cfg_keys; /* the service's own settings; may be NULL */
@@ -96,6 +102,9 @@ struct kafka_producer *svc_get_producer(struct svc *s);
 /** @brief The database URI, for workers that open their own connection (one PGconn per
  *  thread). Borrowed. */
 const char *svc_get_database_url(const struct svc *s);
+/** @brief A new connection for a worker thread, already switched to def.runtime_role
+ *  (when the runtime adopted it). @returns new (db_conn_free) or NULL with e filled. */
+struct db_conn *svc_db_conn_new(struct svc *s, struct err *e);
 /** @brief The main thread's connection, for setup()/tick() only (the consumer uses it
  *  between ticks, so never from another thread). Borrowed. */
 struct db_conn *svc_get_db(struct svc *s);
