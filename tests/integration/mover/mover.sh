@@ -24,8 +24,10 @@ cp -r /usr/include/linux "$work/content/usr/"
 "$DS" create-vm --root "$work/ds" --org acme --vdc vdc1 --vapp web --vm web01 --disk disk0=96M:"$work/content" >/dev/null
 "$DS" create-vm --root "$work/ds" --org acme --vdc vdc1 --vapp big --vm big01 --disk disk0=2G:raw >/dev/null
 "$DS" write --vm "$work/ds/acme/vdc1/big/big01" --disk disk0 --offset 0 --random 1500000000 --seed 5 >/dev/null
+"$DS" create-vm --root "$work/ds" --org globex --vdc vdc1 --vapp big --vm big02 --disk disk0=1G:raw >/dev/null
+"$DS" write --vm "$work/ds/globex/vdc1/big/big02" --disk disk0 --offset 0 --random 900000000 --seed 6 >/dev/null
 vm_id() { "$DS" show --vm "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
-WEB=$(vm_id "$work/ds/acme/vdc1/web/web01"); BIG=$(vm_id "$work/ds/acme/vdc1/big/big01")
+WEB=$(vm_id "$work/ds/acme/vdc1/web/web01"); BIG=$(vm_id "$work/ds/acme/vdc1/big/big01"); BIG2=$(vm_id "$work/ds/globex/vdc1/big/big02")
 TEN=$(cat /proc/sys/kernel/random/uuid); REPO=$(cat /proc/sys/kernel/random/uuid)
 
 start_mover() { # $1 = log suffix
@@ -110,6 +112,26 @@ read -r att st2 < <(q "SELECT attempts, figures->>'bytes_stored' FROM catalog.ta
 ((st2 < 1500000000)) || fail "retry stored $st2 bytes: nothing reused"
 [[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T4'") == 1 ]] || fail "restore point after retry"
 echo "   resumed on attempt $att, stored $st2 new bytes (the rest reused)"
+
+echo "-- tasks run in parallel across tenants, one at a time per tenant (per_tenant=1)"
+TEN2=$(uuid)
+T6=$(uuid); T7=$(uuid); T8=$(uuid)
+task "$T6" "$BIG" full false; task "$T7" "$WEB" full false
+TEN_SAVE=$TEN; TEN=$TEN2; task "$T8" "$BIG2" full false; TEN=$TEN_SAVE
+same=0; across=0
+for _ in $(seq 1 600); do
+  running=$(q "SELECT string_agg(task_id::text, ' ') FROM catalog.tasks WHERE state = 'running' AND task_id IN ('$T6', '$T7', '$T8')")
+  [[ $running == *$T6* && $running == *$T7* ]] && same=1
+  [[ ($running == *$T6* || $running == *$T7*) && $running == *$T8* ]] && across=1
+  done_n=$(q "SELECT count(*) FROM catalog.tasks WHERE task_id IN ('$T6', '$T7', '$T8') AND state IN ('success', 'warning', 'failed', 'stopped')")
+  [[ $done_n == 3 ]] && break
+  sleep 0.1
+done
+[[ $done_n == 3 ]] || fail "parallel tasks did not finish"
+[[ $same == 0 ]] || fail "two tasks of one tenant ran at once"
+[[ $across == 1 ]] || fail "tasks of two tenants never ran at once"
+for t in $T6 $T7 $T8; do [[ $(state "$t") == success ]] || fail "task $t: $(state "$t")"; done
+echo "   two tenants in parallel, never two of one tenant"
 
 echo "-- row-level security: the mover's role sees one tenant's rows, and only when scoped"
 for t in tasks restore_points restore_point_disks file_index tenant_keys; do
