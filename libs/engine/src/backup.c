@@ -23,12 +23,22 @@
 
 #include "engine_internal.h"
 
+/* A chunk's plaintext on its way to the whole-image hasher. It shares the pool buffer with
+ * the chunk's work item: whoever drops the last reference returns the buffer. */
+struct hitem {
+	size_t disk;
+	uint8_t *buf;
+	uint32_t len;
+	atomic_uint refs;
+};
+
 struct bitem {
 	size_t disk, idx;
 	uint64_t off;
 	uint32_t len;
-	uint8_t *buf; /* pool buffer with the plaintext; NULL for copied entries */
-	bool copy;    /* entry taken from the parent manifest */
+	uint8_t *buf;    /* pool buffer with the plaintext; NULL for copied entries */
+	struct hitem *h; /* shares buf with the hasher, or NULL */
+	bool copy;       /* entry taken from the parent manifest */
 	struct engine_manifest_entry entry; /* result (or the parent's entry when copy) */
 	bool is_new, known;
 	uint64_t stored;
@@ -61,6 +71,8 @@ struct bctx {
 	size_t n_disks;
 	struct engine_fastcdc cdc;
 	struct engine_queue work, done;
+	struct engine_queue hash; /* in read order, to the whole-image SHA-256 thread */
+	bool hashing;             /* some disk has the whole-image SHA-256 */
 	struct engine_pool pool;
 	size_t bufsize;
 	atomic_bool failed;
@@ -69,6 +81,7 @@ struct bctx {
 	pthread_mutex_t emu;
 	enum status first_st;
 	struct err first;
+	struct engine_backup_timing timing; /* threads add theirs under emu when they end */
 };
 
 static bool cancelled(const struct bctx *b)
@@ -95,6 +108,18 @@ static bool stopping(struct bctx *b)
 	return atomic_load(&b->failed) || cancelled(b);
 }
 
+static void timing_add(struct bctx *b, const struct engine_backup_timing *t)
+{
+	pthread_mutex_lock(&b->emu);
+	b->timing.read += t->read;
+	b->timing.read_wait += t->read_wait;
+	b->timing.image_sha += t->image_sha;
+	b->timing.id += t->id;
+	b->timing.seal += t->seal;
+	b->timing.stage += t->stage;
+	pthread_mutex_unlock(&b->emu);
+}
+
 void engine_rp_id_generate(char *out, size_t cap)
 {
 	struct timespec ts;
@@ -114,18 +139,42 @@ void engine_rp_id_generate(char *out, size_t cap)
 
 /* ---- reader ---- */
 
+/* Drop one reference to a chunk buffer (h may be NULL: the buffer has a single owner). */
+static void buf_release(struct bctx *b, uint8_t *buf, struct hitem *h)
+{
+	if (h == NULL) {
+		engine_pool_put(&b->pool, buf);
+	} else if (atomic_fetch_sub(&h->refs, 1) == 1) {
+		engine_pool_put(&b->pool, h->buf);
+		free(h);
+	}
+}
+
+/* Queue a chunk for the workers and, when its disk is hashed, for the hasher (first, so
+ * the hasher sees chunks in read order). On failure the item is released. */
 static bool push_item(struct bctx *b, struct bitem *it)
 {
+	if (it->buf != NULL && b->disks[it->disk].has_sha) {
+		struct hitem *h = xcalloc(1, sizeof(*h));
+
+		h->disk = it->disk;
+		h->buf = it->buf;
+		h->len = it->len;
+		atomic_init(&h->refs, 2);
+		it->h = h;
+		if (!engine_queue_push(&b->hash, h))
+			buf_release(b, h->buf, h); /* the hasher's reference */
+	}
 	if (!engine_queue_push(&b->work, it)) {
 		if (it->buf)
-			engine_pool_put(&b->pool, it->buf);
+			buf_release(b, it->buf, it->h);
 		free(it);
 		return false;
 	}
 	return true;
 }
 
-static void read_fixed(struct bctx *b, size_t di)
+static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *tm)
 {
 	struct bdisk *d = &b->disks[di];
 	uint64_t n = (d->size + b->cs - 1) / b->cs;
@@ -145,8 +194,14 @@ static void read_fixed(struct bctx *b, size_t di)
 			it->copy = true;
 			it->entry = d->parent->entries[idx];
 		} else {
+			double t0 = engine_now();
+
 			it->buf = engine_pool_get(&b->pool);
+			double t1 = engine_now();
 			long long r = engine_fs_pread_full(d->fd, it->buf, it->len, it->off);
+
+			tm->read_wait += t1 - t0;
+			tm->read += engine_now() - t1;
 
 			if (r != (long long)it->len) {
 				err_set(&e, STATUS_IO, "read %s at %llu: %s", d->src->path,
@@ -158,15 +213,13 @@ static void read_fixed(struct bctx *b, size_t di)
 				return;
 			}
 			atomic_fetch_add(&b->bytes_read, it->len);
-			if (d->has_sha)
-				EVP_DigestUpdate(d->sha, it->buf, it->len);
 		}
 		if (!push_item(b, it))
 			return;
 	}
 }
 
-static void read_cdc(struct bctx *b, size_t di)
+static void read_cdc(struct bctx *b, size_t di, struct engine_backup_timing *tm)
 {
 	struct bdisk *d = &b->disks[di];
 	size_t wcap = 2 * (size_t)b->cdc.max;
@@ -180,7 +233,10 @@ static void read_cdc(struct bctx *b, size_t di)
 		if (avail < b->cdc.max && !eof) {
 			memmove(w, w + pos, avail);
 			pos = 0;
+			double t0 = engine_now();
 			long long r = engine_fs_pread_full(d->fd, w + avail, wcap - avail, rdoff);
+
+			tm->read += engine_now() - t0;
 
 			if (r < 0) {
 				err_set(&e, STATUS_IO, "read %s: %s", d->src->path,
@@ -190,8 +246,6 @@ static void read_cdc(struct bctx *b, size_t di)
 			}
 			if ((size_t)r < wcap - avail)
 				eof = true;
-			if (d->has_sha)
-				EVP_DigestUpdate(d->sha, w + avail, (size_t)r);
 			atomic_fetch_add(&b->bytes_read, (uint64_t)r);
 			avail += (size_t)r;
 			rdoff += (uint64_t)r;
@@ -205,7 +259,9 @@ static void read_cdc(struct bctx *b, size_t di)
 		it->idx = idx++;
 		it->off = off;
 		it->len = (uint32_t)cut;
+		double t0 = engine_now();
 		it->buf = engine_pool_get(&b->pool);
+		tm->read_wait += engine_now() - t0;
 		memcpy(it->buf, w + pos, cut);
 		pos += cut;
 		avail -= cut;
@@ -223,14 +279,42 @@ static void read_cdc(struct bctx *b, size_t di)
 static void *reader_main(void *arg)
 {
 	struct bctx *b = arg;
+	struct engine_backup_timing tm = { 0 };
 
 	for (size_t di = 0; di < b->n_disks && !stopping(b); di++) {
 		if (b->o->cdc)
-			read_cdc(b, di);
+			read_cdc(b, di, &tm);
 		else
-			read_fixed(b, di);
+			read_fixed(b, di, &tm);
 	}
+	timing_add(b, &tm);
 	engine_queue_close(&b->work);
+	engine_queue_close(&b->hash);
+	return NULL;
+}
+
+/* ---- whole-image SHA-256 ----
+ * SHA-256 is sequential, so one thread hashes every chunk in read order (zeros included)
+ * while the workers id, compress and encrypt the same buffers: it overlaps the pipeline
+ * instead of running inside the reader. */
+static void *hasher_main(void *arg)
+{
+	struct bctx *b = arg;
+	struct engine_backup_timing tm = { 0 };
+	struct hitem *h;
+	struct err e;
+
+	while ((h = engine_queue_pop(&b->hash)) != NULL) {
+		double t0 = engine_now();
+
+		if (!stopping(b) && EVP_DigestUpdate(b->disks[h->disk].sha, h->buf, h->len) != 1) {
+			err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
+			fail(b, STATUS_INTERNAL, &e);
+		}
+		tm.image_sha += engine_now() - t0;
+		buf_release(b, h->buf, h);
+	}
+	timing_add(b, &tm);
 	return NULL;
 }
 
@@ -241,11 +325,14 @@ static void *worker_main(void *arg)
 	struct bctx *b = arg;
 	struct engine_codec *c = engine_codec_new(b->keys, b->level, !b->o->no_compress);
 	uint8_t *sealed = xmalloc(engine_sealed_bound(b->bufsize));
+	struct engine_backup_timing tm = { 0 };
 	struct bitem *it;
 	struct err e;
 
 	while ((it = engine_queue_pop(&b->work)) != NULL) {
 		if (!it->copy && !stopping(b)) {
+			double t0 = engine_now(), t1 = 0, t2 = 0;
+
 			it->entry.offset = it->off;
 			it->entry.length = it->len;
 			if (engine_is_zero(it->buf, it->len)) {
@@ -257,9 +344,11 @@ static void *worker_main(void *arg)
 					it->known = true;
 				} else {
 					size_t sl = 0;
+					t1 = engine_now();
 					enum status st = engine_codec_seal(
 					        c, ENGINE_KIND_CHUNK, it->entry.id, it->buf,
 					        it->len, sealed, &sl, &e);
+					t2 = engine_now();
 
 					/* Written now, made durable and visible in batches by
 					 * the collector: one fdatasync per chunk right here
@@ -274,14 +363,24 @@ static void *worker_main(void *arg)
 						it->staged_ok = true;
 				}
 			}
+			double t3 = engine_now();
+			if (t1 > 0) {
+				tm.id += t1 - t0;
+				tm.seal += t2 - t1;
+				tm.stage += t3 - t2;
+			} else {
+				tm.id += t3 - t0;
+			}
 		}
 		if (it->buf) {
-			engine_pool_put(&b->pool, it->buf);
+			buf_release(b, it->buf, it->h);
 			it->buf = NULL;
+			it->h = NULL;
 		}
 		if (!engine_queue_push(&b->done, it))
 			free(it);
 	}
+	timing_add(b, &tm);
 	if (atomic_fetch_sub(&b->workers_left, 1) == 1)
 		engine_queue_close(&b->done);
 	free(sealed);
@@ -396,6 +495,7 @@ static void account(struct bitem *it, struct engine_backup_result *res)
 /* Make every staged chunk of the batch durable, then publish them (link into place). */
 static void batch_flush(struct bctx *b, struct batch *bt, struct engine_backup_result *res)
 {
+	double t0 = engine_now();
 	struct err e;
 
 	for (size_t i = 0; i < bt->n; i++) {
@@ -426,8 +526,17 @@ static void batch_flush(struct bctx *b, struct batch *bt, struct engine_backup_r
 		account(it, res);
 		free(it);
 	}
+	/* Make the new directory entries durable now, while the workers run on, rather than
+	 * all of them at commit time (commit syncs what later batches add). */
+	if (bt->n > 0 && !stopping(b)) {
+		enum status st = engine_repo_sync(b->repo, &e);
+
+		if (st != STATUS_OK)
+			fail(b, st, &e);
+	}
 	bt->n = 0;
 	bt->bytes = 0;
+	res->timing.durable += engine_now() - t0;
 }
 
 static void collect(struct bctx *b, struct bitem *it, struct engine_backup_result *res)
@@ -511,8 +620,10 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	struct bctx b;
 	struct engine_manifest *parent = NULL;
 	struct engine_codec *c;
-	pthread_t reader, *workers = NULL;
+	pthread_t reader, hasher, *workers = NULL;
 	unsigned nw, started = 0;
+	size_t npool;
+	bool hasher_started = false;
 	double t0 = engine_now(), last = t0;
 	uint64_t done_bytes = 0;
 	enum status st = STATUS_OK;
@@ -569,8 +680,14 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	if (nw > 64)
 		nw = 64;
 	b.bufsize = o->cdc ? b.cdc.max : b.cs;
-	engine_pool_init(&b.pool, 2 * (size_t)nw + 2, b.bufsize);
+	for (size_t i = 0; i < b.n_disks; i++)
+		b.hashing |= b.disks[i].has_sha;
+	/* Buffers: the work queue, one per worker, the reader's, and slack so the hasher can
+	 * trail the workers by a few chunks without stalling the reader. */
+	npool = 3 * (size_t)nw + 3;
+	engine_pool_init(&b.pool, npool, b.bufsize);
 	engine_queue_init(&b.work, 2 * (size_t)nw);
+	engine_queue_init(&b.hash, npool);
 	/* items in the done queue hold no buffers: a deep queue lets workers run on while
 	 * the collector waits for a batch's fdatasyncs */
 	engine_queue_init(&b.done, 1024);
@@ -589,8 +706,20 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 			goto out_pipeline;
 		}
 	}
-	if (pthread_create(&reader, NULL, reader_main, &b) != 0) {
+	if (b.hashing) {
+		if (pthread_create(&hasher, NULL, hasher_main, &b) != 0) {
+			engine_queue_close(&b.work);
+			engine_queue_close(&b.hash);
+			fail(&b, STATUS_INTERNAL, NULL);
+		} else {
+			hasher_started = true;
+		}
+	}
+	if (atomic_load(&b.failed)) {
+		/* no hasher: the reader is not started either */
+	} else if (pthread_create(&reader, NULL, reader_main, &b) != 0) {
 		engine_queue_close(&b.work);
+		engine_queue_close(&b.hash);
 		fail(&b, STATUS_INTERNAL, NULL);
 	} else {
 		reader_started = true;
@@ -618,13 +747,24 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 out_pipeline:
 	if (reader_started)
 		pthread_join(reader, NULL);
+	else
+		engine_queue_close(&b.hash);
+	if (hasher_started)
+		pthread_join(hasher, NULL);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(workers[i], NULL);
 	free(workers);
 	engine_queue_cleanup(&b.work);
 	engine_queue_cleanup(&b.done);
+	engine_queue_cleanup(&b.hash);
 	engine_pool_cleanup(&b.pool);
 	res->bytes_read = atomic_load(&b.bytes_read);
+	res->timing.read = b.timing.read;
+	res->timing.read_wait = b.timing.read_wait;
+	res->timing.image_sha = b.timing.image_sha;
+	res->timing.id = b.timing.id;
+	res->timing.seal = b.timing.seal;
+	res->timing.stage = b.timing.stage;
 	if (st != STATUS_OK)
 		goto out_disks;
 	if (cancelled(&b)) {
@@ -639,7 +779,9 @@ out_pipeline:
 		goto out_disks;
 	}
 	report(&b, res, done_bytes, t0);
+	double tc = engine_now();
 	st = commit(&b, c, rp_id, res, e);
+	res->timing.commit = engine_now() - tc;
 out_disks:
 	close_disks(&b);
 	engine_manifest_free(parent);

@@ -275,10 +275,15 @@ static int cmd_backup(struct cli *c)
 	        ",\"bytes_total\":%" PRIu64 ",\"bytes_read\":%" PRIu64 ",\"bytes_stored\":%" PRIu64
 	        ",\"chunks_total\":%" PRIu64 ",\"chunks_new\":%" PRIu64 ",\"chunks_known\":%" PRIu64
 	        ",\"chunks_zero\":%" PRIu64 ",\"chunks_parent\":%" PRIu64
-	        ",\"seconds\":%.3f,\"mib_per_s\":%.1f}\n",
+	        ",\"seconds\":%.3f,\"mib_per_s\":%.1f",
 	        res.bytes_total, res.bytes_read, res.bytes_stored, res.chunks_total, res.chunks_new,
 	        res.chunks_known, res.chunks_zero, res.chunks_parent, res.seconds,
 	        res.seconds > 0 ? (double)res.bytes_total / 1048576.0 / res.seconds : 0);
+	fprintf(c->out,
+	        ",\"timing\":{\"read\":%.3f,\"read_wait\":%.3f,\"image_sha\":%.3f,\"id\":%.3f,"
+	        "\"seal\":%.3f,\"stage\":%.3f,\"durable\":%.3f,\"commit\":%.3f}}\n",
+	        res.timing.read, res.timing.read_wait, res.timing.image_sha, res.timing.id,
+	        res.timing.seal, res.timing.stage, res.timing.durable, res.timing.commit);
 	rc = ENGINE_EXIT_OK;
 out:
 	for (size_t i = 0; i < next; i++)

@@ -20,19 +20,27 @@
 #include "engine_internal.h"
 
 #define MARKER "CAIRN-REPO"
+#define MARKER_V1 "cairn repository v1\n"
+#define MARKER_V2 "cairn repository v2\n"
 #define MANIFEST_MAX (1u << 30)
 
+/* Chunk layouts, named by the root's marker:
+ *   v1  chunks/ab/cd/<id>  (65536 leaf directories)
+ *   v2  chunks/ab/<id>     (256 leaf directories; new repositories)
+ * v2 exists because every new leaf directory costs an inode allocation, a mkdir and a
+ * directory fsync per backup: a young v1 repository paid one of each per new chunk. */
 struct engine_repo {
 	char *root;
 	char *tenant;
 	char *base;      /* root/tenant */
 	char *chunks;    /* base/chunks */
 	char *manifests; /* base/manifests */
+	int layout;      /* 1 or 2 */
 	pthread_mutex_t mu;
-	uint8_t dirty_l1[256 / 8];   /* chunks/ab needs fsync */
-	uint8_t dirty_l2[65536 / 8]; /* chunks/ab/cd needs fsync */
-	uint8_t known_l2[65536 / 8]; /* chunks/ab/cd exists */
-	bool dirty_chunks;           /* chunks/ itself */
+	uint8_t dirty_l1[256 / 8];     /* v1: chunks/ab needs fsync */
+	uint8_t dirty_leaf[65536 / 8]; /* the chunk's directory needs fsync */
+	uint8_t known_leaf[65536 / 8]; /* the chunk's directory exists */
+	bool dirty_chunks;             /* chunks/ itself */
 };
 
 bool engine_rp_id_valid(const char *s)
@@ -51,12 +59,32 @@ bool engine_rp_id_valid(const char *s)
 	return true;
 }
 
+/* The chunk layout the marker names, or 0 (error set). */
+static int read_layout(const char *marker, struct err *e)
+{
+	uint8_t *text = NULL;
+	size_t n = 0;
+	int layout = 0;
+
+	if (engine_fs_read_all(marker, 256, &text, &n, e) != STATUS_OK)
+		return 0;
+	if (n == sizeof(MARKER_V1) - 1 && memcmp(text, MARKER_V1, n) == 0)
+		layout = 1;
+	else if (n == sizeof(MARKER_V2) - 1 && memcmp(text, MARKER_V2, n) == 0)
+		layout = 2;
+	else
+		err_set(e, STATUS_INVALID, "%s: unsupported repository version", marker);
+	free(text);
+	return layout;
+}
+
 struct engine_repo *engine_repo_open(const char *root, const char *tenant, bool create,
                                      struct err *e)
 {
 	struct engine_repo *r;
 	char *marker;
 	struct stat sb;
+	int layout;
 
 	if (!engine_tenant_id_valid(tenant)) {
 		err_set(e, STATUS_INVALID, "invalid tenant id");
@@ -64,7 +92,7 @@ struct engine_repo *engine_repo_open(const char *root, const char *tenant, bool 
 	}
 	marker = xasprintf("%s/%s", root, MARKER);
 	if (stat(marker, &sb) != 0) {
-		static const char text[] = "cairn repository v1\n";
+		static const char text[] = MARKER_V2;
 
 		if (!create) {
 			err_set(e, STATUS_NOT_FOUND, "%s is not a cairn repository", root);
@@ -82,8 +110,12 @@ struct engine_repo *engine_repo_open(const char *root, const char *tenant, bool 
 			return NULL;
 		}
 	}
+	layout = read_layout(marker, e);
 	free(marker);
+	if (layout == 0)
+		return NULL;
 	r = xcalloc(1, sizeof(*r));
+	r->layout = layout;
 	r->root = xstrdup(root);
 	r->tenant = xstrdup(tenant);
 	r->base = xasprintf("%s/%s", root, tenant);
@@ -136,7 +168,22 @@ char *engine_repo_chunk_path(const struct engine_repo *r, const uint8_t id[ENGIN
 	char hex[2 * ENGINE_ID_LEN + 1];
 
 	engine_hex_encode(id, ENGINE_ID_LEN, hex);
-	return xasprintf("%s/%.2s/%.2s/%s", r->chunks, hex, hex + 2, hex);
+	if (r->layout == 1)
+		return xasprintf("%s/%.2s/%.2s/%s", r->chunks, hex, hex + 2, hex);
+	return xasprintf("%s/%.2s/%s", r->chunks, hex, hex);
+}
+
+/* Index of the directory that holds a chunk (v1: ab/cd, v2: ab) and its path. */
+static unsigned leaf_index(const struct engine_repo *r, const uint8_t *id)
+{
+	return r->layout == 1 ? (unsigned)id[0] << 8 | id[1] : id[0];
+}
+
+static char *leaf_path(const struct engine_repo *r, unsigned leaf)
+{
+	if (r->layout == 1)
+		return xasprintf("%s/%02x/%02x", r->chunks, leaf >> 8, leaf & 255);
+	return xasprintf("%s/%02x", r->chunks, leaf);
 }
 
 bool engine_repo_chunk_exists(struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN])
@@ -152,18 +199,32 @@ bool engine_repo_chunk_exists(struct engine_repo *r, const uint8_t id[ENGINE_ID_
 #define BIT_GET(a, i) (((a)[(i) >> 3] >> ((i)&7)) & 1)
 #define BIT_SET(a, i) ((a)[(i) >> 3] |= (uint8_t)(1u << ((i)&7)))
 
-/* Make chunks/ab/cd, remembering which directories got new entries. */
+/* Make the chunk's directory (v1 chunks/ab/cd, v2 chunks/ab), remembering which
+ * directories got new entries. */
 static enum status ensure_dirs(struct engine_repo *r, const uint8_t *id, const char *dir2,
                                struct err *e)
 {
-	unsigned l1 = id[0], l2 = (unsigned)id[0] << 8 | id[1];
+	unsigned l1 = id[0], l2 = leaf_index(r, id);
 	bool known;
 
 	pthread_mutex_lock(&r->mu);
-	known = BIT_GET(r->known_l2, l2);
+	known = BIT_GET(r->known_leaf, l2);
 	pthread_mutex_unlock(&r->mu);
 	if (known)
 		return STATUS_OK;
+	if (r->layout == 2) {
+		if (mkdir(dir2, 0700) == 0) {
+			pthread_mutex_lock(&r->mu);
+			r->dirty_chunks = true;
+			pthread_mutex_unlock(&r->mu);
+		} else if (errno != EEXIST) {
+			return err_set(e, STATUS_IO, "mkdir %s: %s", dir2, strerror(errno));
+		}
+		pthread_mutex_lock(&r->mu);
+		BIT_SET(r->known_leaf, l2);
+		pthread_mutex_unlock(&r->mu);
+		return STATUS_OK;
+	}
 	char *dir1 = xstrndup(dir2, strlen(dir2) - 3);
 	if (mkdir(dir1, 0700) == 0) {
 		pthread_mutex_lock(&r->mu);
@@ -184,7 +245,7 @@ static enum status ensure_dirs(struct engine_repo *r, const uint8_t *id, const c
 		return err_set(e, STATUS_IO, "mkdir %s: %s", dir2, strerror(errno));
 	}
 	pthread_mutex_lock(&r->mu);
-	BIT_SET(r->known_l2, l2);
+	BIT_SET(r->known_leaf, l2);
 	pthread_mutex_unlock(&r->mu);
 	return STATUS_OK;
 }
@@ -202,7 +263,7 @@ enum status engine_repo_chunk_stage(struct engine_repo *r, const uint8_t id[ENGI
 	memcpy(sc->id, id, ENGINE_ID_LEN);
 	sc->len = n;
 	engine_hex_encode(id, ENGINE_ID_LEN, hex);
-	dir2 = xasprintf("%s/%.2s/%.2s", r->chunks, hex, hex + 2);
+	dir2 = leaf_path(r, leaf_index(r, id));
 	st = ensure_dirs(r, id, dir2, e);
 	if (st != STATUS_OK)
 		goto out;
@@ -257,11 +318,11 @@ enum status engine_repo_chunk_publish(struct engine_repo *r, struct engine_stage
 	sc->fd = -1;
 	/* link() fails with EEXIST: an existing chunk is never rewritten. */
 	if (link(sc->tmp, final) == 0) {
-		unsigned l2 = (unsigned)sc->id[0] << 8 | sc->id[1];
+		unsigned l2 = leaf_index(r, sc->id);
 
 		*stored = true;
 		pthread_mutex_lock(&r->mu);
-		BIT_SET(r->dirty_l2, l2);
+		BIT_SET(r->dirty_leaf, l2);
 		pthread_mutex_unlock(&r->mu);
 	} else if (errno != EEXIST) {
 		st = err_set(e, STATUS_IO, "link chunk: %s", strerror(errno));
@@ -324,22 +385,23 @@ enum status engine_repo_sync(struct engine_repo *r, struct err *e)
 {
 	enum status st = STATUS_OK;
 	uint8_t l1[sizeof(r->dirty_l1)];
-	uint8_t *l2 = xmalloc(sizeof(r->dirty_l2));
+	uint8_t *l2 = xmalloc(sizeof(r->dirty_leaf));
+	unsigned nleaf = r->layout == 1 ? 65536 : 256;
 	bool top;
 
 	pthread_mutex_lock(&r->mu);
 	memcpy(l1, r->dirty_l1, sizeof(l1));
-	memcpy(l2, r->dirty_l2, sizeof(r->dirty_l2));
+	memcpy(l2, r->dirty_leaf, sizeof(r->dirty_leaf));
 	top = r->dirty_chunks;
 	memset(r->dirty_l1, 0, sizeof(r->dirty_l1));
-	memset(r->dirty_l2, 0, sizeof(r->dirty_l2));
+	memset(r->dirty_leaf, 0, sizeof(r->dirty_leaf));
 	r->dirty_chunks = false;
 	pthread_mutex_unlock(&r->mu);
 	/* Leaves first, then parents, so a synced parent never names an unsynced child. */
-	for (unsigned i = 0; i < 65536 && st == STATUS_OK; i++) {
+	for (unsigned i = 0; i < nleaf && st == STATUS_OK; i++) {
 		if (!BIT_GET(l2, i))
 			continue;
-		char *d = xasprintf("%s/%02x/%02x", r->chunks, i >> 8, i & 255);
+		char *d = leaf_path(r, i);
 		st = engine_fs_sync_dir(d, e);
 		free(d);
 	}

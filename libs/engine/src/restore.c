@@ -64,7 +64,8 @@ static void chunk_error(struct err *e, enum status st, const char *rp_id,
 
 struct ritem {
 	size_t idx;
-	uint8_t *buf; /* plaintext (pool) for data entries; NULL for zero entries */
+	uint8_t *buf;     /* plaintext (pool) for data entries; NULL for zero entries */
+	atomic_uint refs; /* once in order: the writer's and the collector's (hash) */
 };
 
 struct rctx {
@@ -76,6 +77,7 @@ struct rctx {
 	int fd;
 	size_t maxlen;
 	struct engine_queue work, done;
+	struct engine_queue write; /* verified chunks in order, to the writer thread */
 	struct engine_pool pool;
 	atomic_bool failed;
 	atomic_uint workers_left;
@@ -142,12 +144,6 @@ static void *rworker_main(void *arg)
 			if (st != STATUS_OK) {
 				chunk_error(&e, st, r->rp_id, en);
 				rfail(r, st, &e);
-			} else if (engine_fs_pwrite_full(r->fd, it->buf, en->length, en->offset) <
-			           0) {
-				err_set(&e, STATUS_IO, "write output: %s", strerror(errno));
-				rfail(r, STATUS_IO, &e);
-			} else {
-				atomic_fetch_add(&r->bytes_written, en->length);
 			}
 		}
 		if (!engine_queue_push(&r->done, it)) {
@@ -160,6 +156,41 @@ static void *rworker_main(void *arg)
 		engine_queue_close(&r->done);
 	free(sealed);
 	engine_codec_free(c);
+	return NULL;
+}
+
+/* Drop one reference to an in-order item; the last one returns its buffer. */
+static void ritem_release(struct rctx *r, struct ritem *it)
+{
+	if (atomic_fetch_sub(&it->refs, 1) == 1) {
+		if (it->buf)
+			engine_pool_put(&r->pool, it->buf);
+		free(it);
+	}
+}
+
+/* One writer, in entry order: concurrent pwrites into one file contend on its inode lock
+ * (the workers spun on it), and sequential writes suit delayed allocation. Zero entries
+ * never come here: they stay holes. */
+static void *rwriter_main(void *arg)
+{
+	struct rctx *r = arg;
+	struct ritem *it;
+	struct err e;
+
+	while ((it = engine_queue_pop(&r->write)) != NULL) {
+		const struct engine_manifest_entry *en = &r->d->entries[it->idx];
+
+		if (!rstop(r)) {
+			if (engine_fs_pwrite_full(r->fd, it->buf, en->length, en->offset) < 0) {
+				err_set(&e, STATUS_IO, "write output: %s", strerror(errno));
+				rfail(r, STATUS_IO, &e);
+			} else {
+				atomic_fetch_add(&r->bytes_written, en->length);
+			}
+		}
+		ritem_release(r, it);
+	}
 	return NULL;
 }
 
@@ -222,9 +253,9 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	struct engine_manifest *m = NULL;
 	struct rctx r;
 	struct ritem **pending = NULL, *it;
-	pthread_t disp, *workers = NULL;
+	pthread_t disp, writer, *workers = NULL;
 	unsigned nw, started = 0;
-	bool disp_started = false;
+	bool disp_started = false, writer_started = false;
 	EVP_MD_CTX *sha = NULL;
 	uint8_t *zeros = NULL;
 	size_t next = 0;
@@ -270,9 +301,10 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	nw = o->threads ? o->threads : default_threads();
 	if (nw > 64)
 		nw = 64;
-	engine_pool_init(&r.pool, 3 * (size_t)nw + 2, r.maxlen);
+	engine_pool_init(&r.pool, 3 * (size_t)nw + 4, r.maxlen);
 	engine_queue_init(&r.work, 2 * (size_t)nw);
 	engine_queue_init(&r.done, 4 * (size_t)nw + 4);
+	engine_queue_init(&r.write, 3 * (size_t)nw + 4); /* never full: one per buffer */
 	/* An array of pointers: sizeof(*pending) is meant to be a pointer's size. */
 	pending = xcalloc(r.d->n_entries ? r.d->n_entries : 1,
 	                  sizeof(*pending)); // NOLINT(bugprone-sizeof-expression)
@@ -283,7 +315,9 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 			break;
 	if (started < nw && atomic_fetch_sub(&r.workers_left, nw - started) == nw - started)
 		engine_queue_close(&r.done);
-	if (started == 0 || pthread_create(&disp, NULL, rdispatch_main, &r) != 0) {
+	if (started > 0 && pthread_create(&writer, NULL, rwriter_main, &r) == 0)
+		writer_started = true;
+	if (!writer_started || pthread_create(&disp, NULL, rdispatch_main, &r) != 0) {
 		struct err pe;
 
 		err_set(&pe, STATUS_INTERNAL, "cannot start threads");
@@ -299,15 +333,25 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 			struct ritem *p = pending[next];
 			const struct engine_manifest_entry *en = &r.d->entries[next];
 
-			if (sha != NULL && !atomic_load(&r.failed))
-				EVP_DigestUpdate(sha, p->buf ? p->buf : zeros, en->length);
+			pending[next++] = NULL;
+			/* the writer gets the chunk first, the hash runs alongside it */
+			atomic_init(&p->refs, 1);
+			if (p->buf != NULL && !rstop(&r)) {
+				atomic_init(&p->refs, 2);
+				if (!engine_queue_push(&r.write, p))
+					atomic_fetch_sub(&p->refs, 1);
+			}
+			if (sha != NULL && !rstop(&r) &&
+			    EVP_DigestUpdate(sha, p->buf ? p->buf : zeros, en->length) != 1) {
+				struct err he;
+
+				err_set(&he, STATUS_INTERNAL, "SHA-256 update failed");
+				rfail(&r, STATUS_INTERNAL, &he);
+			}
 			if (en->kind == ENGINE_ENTRY_ZERO)
 				res->chunks_zero++;
 			done += en->length;
-			if (p->buf)
-				engine_pool_put(&r.pool, p->buf);
-			free(p);
-			pending[next++] = NULL;
+			ritem_release(&r, p);
 		}
 		double now = engine_now();
 		if (now - last >= 1.0) {
@@ -319,6 +363,9 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 		pthread_join(disp, NULL);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(workers[i], NULL);
+	engine_queue_close(&r.write);
+	if (writer_started)
+		pthread_join(writer, NULL);
 	/* Items left behind after a failure (out of order) */
 	for (size_t i = 0; i < r.d->n_entries; i++) {
 		if (pending[i] != NULL) {
@@ -331,6 +378,7 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	free(workers);
 	engine_queue_cleanup(&r.work);
 	engine_queue_cleanup(&r.done);
+	engine_queue_cleanup(&r.write);
 	engine_pool_cleanup(&r.pool);
 	res->bytes_written = atomic_load(&r.bytes_written);
 

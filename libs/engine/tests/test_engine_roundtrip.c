@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "engine/fastcdc.h"
 #include "engine/manifest.h"
 
@@ -78,6 +80,24 @@ static void restore_and_compare(struct ctx *c, const char *rp)
 	unlink(c->out);
 }
 
+/* The manifest's whole-image SHA-256 (computed by the backup's hasher thread) is the
+ * plain SHA-256 of the image, as sha256sum prints it. */
+static void check_image_sha(struct ctx *c, const char *rp, const uint8_t *img, size_t n)
+{
+	struct engine_codec *codec = engine_codec_new(&c->tk, 1, true);
+	struct engine_manifest *m = NULL;
+	uint8_t want[32];
+	unsigned int len = 0;
+	struct err e;
+
+	assert_int_equal(EVP_Digest(img, n, want, &len, EVP_sha256(), NULL), 1);
+	assert_int_equal(engine_manifest_load(c->repo, codec, rp, &m, &e), STATUS_OK);
+	assert_true(m->disks[0].flags & ENGINE_DISK_HAS_SHA256);
+	assert_memory_equal(m->disks[0].sha256, want, 32);
+	engine_manifest_free(m);
+	engine_codec_free(codec);
+}
+
 static void roundtrip(struct ctx *c, const uint8_t *img, size_t n, bool expect_sha)
 {
 	struct engine_backup_opts o = { .chunk_size = CS, .threads = 3 };
@@ -90,12 +110,92 @@ static void roundtrip(struct ctx *c, const uint8_t *img, size_t n, bool expect_s
 	assert_int_equal(backup(c, &o, NULL, &res), STATUS_OK);
 	assert_int_equal(res.bytes_total, n);
 	assert_int_equal(res.chunks_total, (n + CS - 1) / CS);
+	if (expect_sha)
+		check_image_sha(c, res.rp_id, img, n);
 	restore_and_compare(c, res.rp_id);
 	assert_int_equal(
 	        engine_restore_disk(c->repo, &c->tk, res.rp_id, "disk0", c->out, &ro, &rr, &e),
 	        STATUS_OK);
 	assert_int_equal(rr.sha256_checked, expect_sha);
 	unlink(c->out);
+}
+
+/* New repositories use the v2 layout (chunks/ab/<id>); a v1 repository (chunks/ab/cd/<id>)
+ * keeps working, incrementals included; an unknown marker is refused. */
+static void test_repo_layouts(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *img = xmalloc(IMG_SIZE);
+	struct engine_backup_opts o = { .chunk_size = CS, .threads = 2 };
+	struct engine_backup_result res;
+	struct engine_tenant_keys tk1;
+	struct engine_repo *r1;
+	struct stat sb;
+	char *root1 = xasprintf("%s/repo-v1", c->t->dir);
+	char *p;
+	struct err e;
+
+	fill_random(img, IMG_SIZE, 21);
+	roundtrip(c, img, IMG_SIZE, true);
+	p = engine_repo_chunk_path(c->repo, (const uint8_t *)"\xab\xcd"
+	                                                     "0123456789abcdef0123456789abcd");
+	assert_non_null(strstr(p, "/chunks/ab/abcd"));
+	free(p);
+
+	/* a v1 root, as engine_repo_open wrote it before the v2 layout */
+	assert_int_equal(mkdir(root1, 0700), 0);
+	p = xasprintf("%s/CAIRN-REPO", root1);
+	write_file(p, "cairn repository v1\n", 20);
+	free(p);
+	r1 = engine_repo_open(root1, "tenant-a", true, &e);
+	assert_non_null(r1);
+	assert_int_equal(engine_tenant_keys_get(c->t->ks, &c->t->mk, "tenant-a", false, &tk1, &e),
+	                 STATUS_OK);
+	p = engine_repo_chunk_path(r1, (const uint8_t *)"\xab\xcd"
+	                                                "0123456789abcdef0123456789abcd");
+	assert_non_null(strstr(p, "/chunks/ab/cd/abcd"));
+	free(p);
+	write_file(c->img, img, IMG_SIZE);
+	struct engine_disk_source d = { .name = "disk0", .path = c->img };
+	assert_int_equal(engine_backup_run(r1, &tk1, &d, 1, &o, &res, &e), STATUS_OK);
+	char rp1[ENGINE_RP_ID_MAX];
+	snprintf(rp1, sizeof(rp1), "%s", res.rp_id);
+	assert_true(res.chunks_new > 0);
+	img[CS + 7] ^= 1;
+	write_file(c->img, img, IMG_SIZE);
+	o.parent_rp = rp1;
+	assert_int_equal(engine_backup_run(r1, &tk1, &d, 1, &o, &res, &e), STATUS_OK);
+	assert_int_equal(res.chunks_new, 1);
+	struct engine_restore_opts ro = { .threads = 2 };
+	struct engine_restore_result rr;
+	assert_int_equal(engine_restore_disk(r1, &tk1, res.rp_id, "disk0", c->out, &ro, &rr, &e),
+	                 STATUS_OK);
+	assert_true(rr.sha256_checked);
+	assert_true(files_equal(c->img, c->out));
+	unlink(c->out);
+	/* the chunk files are where v1 puts them */
+	struct engine_manifest *m = NULL;
+	struct engine_codec *codec = engine_codec_new(&tk1, 1, true);
+	assert_int_equal(engine_manifest_load(r1, codec, res.rp_id, &m, &e), STATUS_OK);
+	char hex[65];
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", m->disks[0].entries[0].id[i]);
+	p = xasprintf("%s/tenant-a/chunks/%.2s/%.2s/%s", root1, hex, hex + 2, hex);
+	assert_int_equal(stat(p, &sb), 0);
+	free(p);
+	engine_manifest_free(m);
+	engine_codec_free(codec);
+	engine_repo_free(r1);
+
+	/* an unknown repository version is refused, not guessed */
+	p = xasprintf("%s/CAIRN-REPO", root1);
+	unlink(p);
+	write_file(p, "cairn repository v9\n", 20);
+	free(p);
+	assert_null(engine_repo_open(root1, "tenant-a", false, &e));
+	assert_int_equal(e.code, STATUS_INVALID);
+	free(root1);
+	free(img);
 }
 
 static void test_zero_image(void **state)
@@ -204,6 +304,7 @@ static void test_cdc_stream(void **state)
 		assert_true(m->disks[0].entries[i].length >= ENGINE_CDC_MIN_DEFAULT);
 	engine_manifest_free(m);
 	engine_codec_free(codec);
+	check_image_sha(c, res.rp_id, img, n);
 	restore_and_compare(c, res.rp_id);
 	free(img);
 }
@@ -350,6 +451,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_zero_image, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repo_layouts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sparse_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tiny_images, setup, teardown),

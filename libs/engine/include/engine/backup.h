@@ -66,12 +66,26 @@ struct engine_backup_opts {
 	const atomic_bool *cancel; /* checked per chunk; the run stops within milliseconds */
 };
 
+/* Where a backup's time went (seconds of wall time per activity, summed over threads):
+ * for profiling and the benchmark, not a stable interface. */
+struct engine_backup_timing {
+	double read;      /* reader: pread of the source */
+	double read_wait; /* reader: waiting for a free buffer (the pipeline is full) */
+	double image_sha; /* hasher: whole-image SHA-256 */
+	double id;        /* workers: zero check + HMAC chunk ids + existence checks */
+	double seal;      /* workers: zstd + AES-GCM */
+	double stage;     /* workers: writing temp chunk files (incl. mkdir) */
+	double durable;   /* collector: fdatasync + link + directory fsyncs of batches */
+	double commit;    /* final directory fsyncs + manifest */
+};
+
 struct engine_backup_result {
 	char rp_id[ENGINE_RP_ID_MAX];
 	uint64_t bytes_total, bytes_read, bytes_stored;
 	uint64_t chunks_total, chunks_zero, chunks_new, chunks_known, chunks_parent;
 	double seconds;
 	bool cancelled; /* returned status is STATUS_UNAVAILABLE and nothing was committed */
+	struct engine_backup_timing timing;
 };
 
 /** @brief Back up disks into a new restore point. With opts->parent_rp, chunks whose

@@ -1,6 +1,7 @@
 /* repo.h - a tenant's repository on the local file system.
  *
- * Layout: <root>/CAIRN-REPO (marker), <root>/<tenant>/chunks/ab/cd/<64 hex id>,
+ * Layout: <root>/CAIRN-REPO (marker: "cairn repository v2"), <root>/<tenant>/chunks/ab/<64
+ * hex id> (v1 repositories, still read and written: chunks/ab/cd/<64 hex id>),
  * <root>/<tenant>/manifests/<rp id>.mf, temp files beside their target (".tmp-*").
  * Objects are written once: temp name, fdatasync, link() (fails if the name exists, so an
  * existing chunk is never rewritten), unlink temp. Directories that received new entries
@@ -18,9 +19,10 @@
 
 struct engine_repo;
 
-/** @brief Open the tenant's part of the repository at root. create=true makes root and the
- *  tenant's directories if missing. @returns new repo (engine_repo_free) or NULL with e set
- *  (STATUS_INVALID bad tenant id, STATUS_NOT_FOUND, STATUS_IO). */
+/** @brief Open the tenant's part of the repository at root. create=true makes root (a new
+ *  root gets the v2 layout) and the tenant's directories if missing. @returns new repo
+ *  (engine_repo_free) or NULL with e set (STATUS_INVALID bad tenant id or unknown repository
+ *  version, STATUS_NOT_FOUND, STATUS_IO). */
 struct engine_repo *engine_repo_open(const char *root, const char *tenant, bool create,
                                      struct err *e);
 /** @brief Close. NULL ok. */
