@@ -36,6 +36,7 @@ echo "== change-tracking inputs"
 [[ -s $DATA/vm1-ct.img && -s $DATA/vm1-ct.extents ]] || python3 "$ROOT/bench/mkextents.py" ctimage "$DATA/vm1.img" "$DATA/vm1-ct.img" "$DATA/vm1-ct.extents" 1048576 20 7
 
 mkdir -p "$OUT"
+rm -f "$OUT/cairn-timing.tsv"
 rm -rf "$W"; mkdir -p "$W"
 head -c 32 /dev/urandom > "$W/master.key"
 export CAIRN_MASTER_KEY_FILE=$W/master.key
@@ -59,14 +60,17 @@ stage() { ln -f "$1" "$W/stage/disk.img"; }   # one stable path, like a VM disk 
 measure() {
   local run=$1 tool=$2 op=$3 mib=$4 dir=$5; shift 6
   local before=0; [[ -d $dir ]] && before=$(size "$dir")
+  local load; load=$(cut -d' ' -f1 /proc/loadavg)   # 1-min load average before the step
   if ! /usr/bin/time -f "%e %M" -o "$W/time.txt" "$@" > "$W/last.out" 2> "$W/last.err"; then
     echo "FAILED: $tool $op: $*"; tail -5 "$W/last.err"; exit 1
   fi
   read -r sec rss < "$W/time.txt"
   local grown=0; [[ -d $dir ]] && grown=$(( $(size "$dir") - before ))
-  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$run" "$tool" "$op" "$sec" "$rss" "$grown" "$mib" >> "$TSV"
-  printf "  run %s %-6s %-15s %7.2f s  %6d MiB/s  rss %4d MiB  +%d MiB\n" "$run" "$tool" "$op" \
-    "$sec" "$(python3 -c "print(int($mib/max($sec,0.001)))")" $((rss/1024)) $((grown>>20))
+  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$run" "$tool" "$op" "$sec" "$rss" "$grown" "$mib" "$load" >> "$TSV"
+  printf "  run %s %-6s %-15s %7.2f s  %6d MiB/s  rss %4d MiB  +%d MiB  load %s\n" "$run" "$tool" "$op" \
+    "$sec" "$(python3 -c "print(int($mib/max($sec,0.001)))")" $((rss/1024)) $((grown>>20)) "$load"
+  # cairn prints where its time went (timing counters): keep them for the record
+  [[ $tool != cairn ]] || grep -o '"timing":{[^}]*}' "$W/last.out" | sed "s/^/$run\t$op\t/" >> "$OUT/cairn-timing.tsv" || true
 }
 
 cairn() { "$CAIRN" "$1" --repo "$2" --keys "$W/cairn-keys" --tenant bench "${@:3}"; }
