@@ -130,6 +130,10 @@ BEGIN
     CREATE ROLE cairn_mover_rt NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
   END IF;
   GRANT cairn_mover_rt TO cairn;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cairn_stats_rt') THEN
+    CREATE ROLE cairn_stats_rt NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+  END IF;
+  GRANT cairn_stats_rt TO cairn;
 END
 $$;
 SELECT 'CREATE DATABASE cairn OWNER cairn ENCODING ''UTF8'' TEMPLATE template0'

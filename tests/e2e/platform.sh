@@ -62,7 +62,7 @@ COMMIT;
 SQL
 deadline=$((SECONDS + 60)); n=0
 while ((SECONDS < deadline)); do
-  n=$(psql -qAt -c "select coalesce(sum(count),0) from stats.event_counts where type = 'e2e.$run'")
+  n=$(PGOPTIONS='-c app.system=on' psql -qAt -c "select coalesce(sum(count),0) from stats.event_counts where type = 'e2e.$run'")
   [[ $n -ge 500 ]] && break; sleep 0.5
 done
 [[ $n == 500 ]] || fail "stats counted $n of 500 events"
@@ -74,8 +74,11 @@ echo "-- restart stats: the consumed offsets hold, nothing is counted twice"
 "$repo/scripts/services" stop stats
 "$repo/scripts/services" start stats
 sleep 3
-n=$(psql -qAt -c "select coalesce(sum(count),0) from stats.event_counts where type = 'e2e.$run'")
+n=$(PGOPTIONS='-c app.system=on' psql -qAt -c "select coalesce(sum(count),0) from stats.event_counts where type = 'e2e.$run'")
 [[ $n == 500 ]] || fail "after restart stats counts $n"
+# Row-level security: the counts belong to tenant-e2e; another tenant sees none of them.
+[[ $(psql -qAt -c "BEGIN; SET LOCAL ROLE cairn_stats_rt; SELECT set_config('app.tenant_id', 'tenant-other', true); SELECT count(*) FROM stats.event_counts WHERE type = 'e2e.$run'; COMMIT" | tail -n 1) == 0 ]] || fail "stats counts visible to another tenant"
+[[ $(psql -qAt -c "BEGIN; SET LOCAL ROLE cairn_stats_rt; SELECT set_config('app.tenant_id', 'tenant-e2e', true); SELECT sum(count) FROM stats.event_counts WHERE type = 'e2e.$run'; COMMIT" | tail -n 1) == 500 ]] || fail "stats counts not visible to their tenant"
 curl -s "127.0.0.1:$CAIRN_STATS_HTTP_PORT/metrics" | grep -q 'cairn_events_total' || fail "stats events metric"
 
 echo "-- SIGTERM: each service stops cleanly"

@@ -14,6 +14,7 @@ int main(int argc, char **argv)
 		.schema = "stats",
 		.default_http_port = 8105,
 		.outbox = false,
+		.runtime_role = "cairn_stats_rt",
 		.topics = topics,
 		.handler = stats_handle_event,
 		.app = &app,

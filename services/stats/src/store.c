@@ -10,6 +10,11 @@ enum status stats_store_count_event(struct db_conn *dbc, const char *time, const
 	        "ON CONFLICT (day, tenant_id, type) DO UPDATE SET count = event_counts.count + 1, "
 	        "last_event_at = greatest(event_counts.last_event_at, excluded.last_event_at)";
 	const char *params[] = { time, tenant_id, type };
+	enum status st;
 
+	/* Row-level security: the count belongs to the event's tenant. */
+	st = db_tx_set_local(dbc, "app.tenant_id", tenant_id ? tenant_id : "", e);
+	if (st != STATUS_OK)
+		return st;
 	return db_exec(dbc, sql, 3, params, e);
 }
