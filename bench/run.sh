@@ -61,14 +61,15 @@ measure() {
   local run=$1 tool=$2 op=$3 mib=$4 dir=$5; shift 6
   local before=0; [[ -d $dir ]] && before=$(size "$dir")
   local load; load=$(cut -d' ' -f1 /proc/loadavg)   # 1-min load average before the step
-  if ! /usr/bin/time -f "%e %M" -o "$W/time.txt" "$@" > "$W/last.out" 2> "$W/last.err"; then
+  if ! /usr/bin/time -f "%e %M %U %S" -o "$W/time.txt" "$@" > "$W/last.out" 2> "$W/last.err"; then
     echo "FAILED: $tool $op: $*"; tail -5 "$W/last.err"; exit 1
   fi
-  read -r sec rss < "$W/time.txt"
+  read -r sec rss usr sys < "$W/time.txt"
+  local cpu; cpu=$(python3 -c "print('%.2f' % ($usr + $sys))")
   local grown=0; [[ -d $dir ]] && grown=$(( $(size "$dir") - before ))
-  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$run" "$tool" "$op" "$sec" "$rss" "$grown" "$mib" "$load" >> "$TSV"
-  printf "  run %s %-6s %-15s %7.2f s  %6d MiB/s  rss %4d MiB  +%d MiB  load %s\n" "$run" "$tool" "$op" \
-    "$sec" "$(python3 -c "print(int($mib/max($sec,0.001)))")" $((rss/1024)) $((grown>>20)) "$load"
+  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$run" "$tool" "$op" "$sec" "$rss" "$grown" "$mib" "$load" "$cpu" >> "$TSV"
+  printf "  run %s %-6s %-15s %7.2f s  %6d MiB/s  rss %4d MiB  +%d MiB  load %s  cpu %s s\n" "$run" "$tool" "$op" \
+    "$sec" "$(python3 -c "print(int($mib/max($sec,0.001)))")" $((rss/1024)) $((grown>>20)) "$load" "$cpu"
   # cairn prints where its time went (timing counters): keep them for the record
   [[ $tool != cairn ]] || grep -o '"timing":{[^}]*}' "$W/last.out" | sed "s/^/$run\t$op\t/" >> "$OUT/cairn-timing.tsv" || true
 }

@@ -9,11 +9,14 @@ import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")]
 meas = collections.defaultdict(list)
 loads = collections.defaultdict(list)
+cpus = collections.defaultdict(list)
 for row in rows:
     run, tool, op, sec, rss, nbytes, mib = row[:7]
     meas[(tool, op)].append((float(sec), int(rss), int(nbytes), float(mib)))
     if len(row) > 7:  # 1-min load average before the step (newer run.sh)
         loads[(tool, op)].append(float(row[7]))
+    if len(row) > 8:  # user + system CPU seconds of the step
+        cpus[(tool, op)].append(float(row[8]))
 
 def med(tool, op, i):
     v = [m[i] for m in meas.get((tool, op), [])]
@@ -23,8 +26,8 @@ ops = ["initial", "incremental", "incremental-ct", "ct-1pct-chunks", "restore", 
 tools = ["cairn", "restic", "borg"]
 out = {"runs": max(int(r[0]) for r in rows), "results": {}}
 lines = []
-lines.append("| operation | tool | median s | MiB/s | peak RSS MiB | repo bytes (MiB) | n | load before |")
-lines.append("|---|---|---:|---:|---:|---:|---:|---|")
+lines.append("| operation | tool | median s | MiB/s | CPU s (user+sys) | peak RSS MiB | repo bytes (MiB) | n | load before |")
+lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
 for op in ops:
     for tool in tools:
         if (tool, op) not in meas:
@@ -34,9 +37,12 @@ for op in ops:
         out["results"].setdefault(op, {})[tool] = {
             "seconds": s, "mib_s": mib / s if s else None, "rss_mib": rss / 1024, "bytes": nb, "n": n}
         ld = loads.get((tool, op))
+        cp = statistics.median(cpus[(tool, op)]) if cpus.get((tool, op)) else None
         out["results"][op][tool]["load"] = ld
-        lines.append("| %s | %s | %.2f | %.0f | %.0f | %.1f | %d | %s |" % (
-            op, tool, s, mib / s if s else 0, rss / 1024, nb / 2**20, n,
+        out["results"][op][tool]["cpu_s"] = cp
+        lines.append("| %s | %s | %.2f | %.0f | %s | %.0f | %.1f | %d | %s |" % (
+            op, tool, s, mib / s if s else 0, "%.2f" % cp if cp is not None else "-",
+            rss / 1024, nb / 2**20, n,
             " ".join("%.1f" % x for x in ld) if ld else "-"))
 lines.append("")
 lines.append("| operation | cairn vs restic (speed) | cairn vs borg (speed) | bytes cairn/restic | bytes cairn/borg |")
