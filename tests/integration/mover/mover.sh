@@ -6,6 +6,7 @@ repo=$(cd "$(dirname "$0")/../../.." && pwd)
 : "${CAIRN_STACK_DIR:?run through scripts/test (needs the test stack)}"
 source "$CAIRN_STACK_DIR/env"
 BIN=${CAIRN_BIN_DIR:?}
+export CAIRN_SQL_DIR=${CAIRN_SQL_DIR:-$repo/schemas/sql}
 DS=$BIN/libs/engine/cairn-datastore
 work=$(mktemp -d /tmp/cairn-mover-it.XXXXXX)
 run=$(cat /proc/sys/kernel/random/uuid); run=${run:0:8}
@@ -83,6 +84,19 @@ read -r rd new total < <(q "SELECT bytes_read, chunks_new, chunks_total FROM cat
 [[ $rd -le 1048576 && $new -le 1 ]] || fail "incremental read $rd bytes, $new new chunks"
 [[ $(q "SELECT parent_id FROM catalog.restore_points WHERE task_id = '$T2'") == "$T1" ]] || fail "parent"
 echo "   read $rd bytes, $new new of $total chunks"
+
+echo "-- both restore points restore byte-exact (keys as the mover stores them)"
+web_img=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["disks"][0]["file"])' "$work/ds/acme/vdc1/web/web01/vm.json")
+[[ $web_img == /* ]] || web_img=$work/ds/acme/vdc1/web/web01/$web_img
+"${CAIRN_RP_RESTORE:?}" "$work/master.key" "$work/repo" "$TEN" "$T2" disk0 "$work/restored-t2.img" >/dev/null \
+  || fail "restore of $T2"
+cmp -s "$work/restored-t2.img" "$web_img" || fail "restore of $T2 differs from the disk"
+"$CAIRN_RP_RESTORE" "$work/master.key" "$work/repo" "$TEN" "$T1" disk0 "$work/restored-t1.img" >/dev/null \
+  || fail "restore of $T1"
+cmp -s "$work/restored-t1.img" "$web_img" && fail "restore of $T1 should predate the write"
+cmp -s <(head -c 50000000 "$work/restored-t1.img") <(head -c 50000000 "$web_img") || fail "restore of $T1: unchanged region differs"
+rm -f "$work"/restored-*.img
+echo "   $T2 equals the disk; $T1 differs only where the guest wrote afterwards"
 
 echo "-- a stop request ends a running task within 2 s as stopped"
 T3=$(uuid); task "$T3" "$BIG" full false
