@@ -115,15 +115,34 @@ void svc_request_stop(struct svc *s)
 	atomic_store(&s->stopping, true);
 }
 
+/* The database URL with extra connection settings: libpq URI ("postgresql://..?a=b") or
+ * keyword/value ("host=.. dbname=.."). Settings given at connection start survive the
+ * PQreset() that db.c does after a lost connection, unlike a SET. Returns new memory. */
+static char *url_with(const char *url, const char *key, const char *uri_value, const char *kw_value)
+{
+	if (strstr(url, "://") != NULL)
+		return xasprintf("%s%c%s=%s", url, strchr(url, '?') ? '&' : '?', key, uri_value);
+	return xasprintf("%s %s='%s'", url, key, kw_value);
+}
+
 static enum status ready_db(void *ud, struct err *e)
 {
 	struct svc *s = ud;
 	enum status st;
 
 	pthread_mutex_lock(&s->ready_lock);
-	if (s->ready_dbc == NULL)
-		s->ready_dbc = db_conn_new(s->cfg.database_url, e);
+	if (s->ready_dbc == NULL) {
+		/* A black-holed server must not hold /readyz (and its HTTP thread) for minutes. */
+		char *url = url_with(s->cfg.database_url, "connect_timeout", "2", "2");
+
+		s->ready_dbc = db_conn_new(url, e);
+		free(url);
+	}
 	st = s->ready_dbc ? db_ping(s->ready_dbc, e) : STATUS_UNAVAILABLE;
+	if (st != STATUS_OK) {
+		db_conn_free(s->ready_dbc);
+		s->ready_dbc = NULL;
+	}
 	pthread_mutex_unlock(&s->ready_lock);
 	return st;
 }
@@ -282,28 +301,22 @@ static enum status start_authn(struct svc *s, struct err *e)
 	return http_server_route(s->http, "GET", "/whoami", whoami, s, 0, e);
 }
 
-/* Switch dbc to the service's runtime role (row-level security binds it; it owns nothing). */
-static enum status set_runtime_role(struct svc *s, struct db_conn *dbc, struct err *e)
-{
-	char *sql;
-	enum status st;
-
-	if (!s->use_runtime_role)
-		return STATUS_OK;
-	sql = xasprintf("SET ROLE %s", s->def->runtime_role);
-	st = db_exec(dbc, sql, 0, NULL, e);
-	free(sql);
-	return st;
-}
-
 struct db_conn *svc_db_conn_new(struct svc *s, struct err *e)
 {
-	struct db_conn *dbc = db_conn_new(s->cfg.database_url, e);
+	struct db_conn *dbc;
+	char *url, *uv, *kv;
 
-	if (dbc && set_runtime_role(s, dbc, e) != STATUS_OK) {
-		db_conn_free(dbc);
-		return NULL;
-	}
+	if (!s->use_runtime_role)
+		return db_conn_new(s->cfg.database_url, e);
+	/* options=-c role=<role>: the session starts as the runtime role (membership checked
+	 * by the server), and keeps it across reconnects. */
+	uv = xasprintf("-c%%20role%%3D%s", s->def->runtime_role);
+	kv = xasprintf("-c role=%s", s->def->runtime_role);
+	url = url_with(s->cfg.database_url, "options", uv, kv);
+	dbc = db_conn_new(url, e);
+	free(url);
+	free(uv);
+	free(kv);
 	return dbc;
 }
 
@@ -347,11 +360,18 @@ static enum status adopt_runtime_role(struct svc *s, struct err *e)
 		          role);
 		return STATUS_OK;
 	}
+	/* Replace the migration (owner) connection by one that starts as the runtime role. */
 	s->use_runtime_role = true;
-	st = set_runtime_role(s, s->dbc, e);
-	if (st == STATUS_OK)
-		log_info("working as database role %s under row-level security", role);
-	return st;
+	{
+		struct db_conn *rt = svc_db_conn_new(s, e);
+
+		if (rt == NULL)
+			return e->code;
+		db_conn_free(s->dbc);
+		s->dbc = rt;
+	}
+	log_info("working as database role %s under row-level security", role);
+	return STATUS_OK;
 }
 
 static enum status start_http(struct svc *s, struct err *e)

@@ -253,7 +253,8 @@ static enum status copy_file_index(struct db_conn *dbc, FILE *f, struct err *e)
 }
 
 enum status mover_store_rp_commit(struct db_conn *dbc, const struct mover_task *t,
-                                  const struct mover_rp_row *rp, const char *status, struct err *e)
+                                  const char *owner, const struct mover_rp_row *rp,
+                                  const char *status, struct err *e)
 {
 	static const char sql_rp[] =
 	        "INSERT INTO catalog.restore_points (id, tenant_id, repository_id, vm_id, vm_name,"
@@ -266,7 +267,8 @@ enum status mover_store_rp_commit(struct db_conn *dbc, const struct mover_task *
 	static const char sql_task[] =
 	        "UPDATE catalog.tasks SET state = $2, restore_point_id = $3, finished_at = now(),"
 	        " figures = $4::jsonb, lease_until = NULL, snapshot_id = NULL,"
-	        " snapshot_locator = NULL WHERE task_id = $1";
+	        " snapshot_locator = NULL WHERE task_id = $1 AND owner = $5 AND state = 'running'"
+	        " RETURNING 1";
 	char n[7][24];
 	const struct mover_figures *f = rp->fig;
 	enum status st;
@@ -314,9 +316,14 @@ enum status mover_store_rp_commit(struct db_conn *dbc, const struct mover_task *
 		        "files_indexed", (json_int_t)f->files_indexed, "duration_ms",
 		        (json_int_t)f->duration_ms);
 		char *fs = json_dumps(fj, JSON_COMPACT);
-		const char *p[] = { t->task_id, status, rp->rp_id, fs };
+		const char *p[] = { t->task_id, status, rp->rp_id, fs, owner };
+		PGresult *res = NULL;
 
-		st = db_exec(dbc, sql_task, 4, p, e);
+		st = db_query(dbc, sql_task, 5, p, &res, e);
+		if (st == STATUS_OK && PQntuples(res) == 0)
+			st = err_set(e, STATUS_NOT_FOUND, "task %s is no longer owned by %s",
+			             t->task_id, owner);
+		PQclear(res);
 		free(fs);
 		json_decref(fj);
 	}
@@ -324,7 +331,7 @@ enum status mover_store_rp_commit(struct db_conn *dbc, const struct mover_task *
 }
 
 enum status mover_store_task_finish(struct db_conn *dbc, const struct mover_task *t,
-                                    const char *status, const char *error_code,
+                                    const char *owner, const char *status, const char *error_code,
                                     const char *error_message, const struct mover_figures *fig,
                                     struct err *e)
 {
@@ -332,14 +339,24 @@ enum status mover_store_task_finish(struct db_conn *dbc, const struct mover_task
 	        "UPDATE catalog.tasks SET state = $2, error_code = $3, error_message = $4,"
 	        " finished_at = now(), lease_until = NULL, snapshot_id = NULL,"
 	        " snapshot_locator = NULL, figures = jsonb_build_object('bytes_read', $5::bigint,"
-	        " 'bytes_stored', $6::bigint, 'duration_ms', $7::bigint) WHERE task_id = $1";
+	        " 'bytes_stored', $6::bigint, 'duration_ms', $7::bigint) WHERE task_id = $1"
+	        " AND owner = $8 AND state = 'running' RETURNING 1";
 	char n[3][24];
-	const char *p[] = { t->task_id, status, error_code, error_message, n[0], n[1], n[2] };
+	const char *p[] = {
+		t->task_id, status, error_code, error_message, n[0], n[1], n[2], owner
+	};
+	PGresult *res = NULL;
+	enum status st;
 
 	snprintf(n[0], sizeof(n[0]), "%llu", (unsigned long long)fig->bytes_read);
 	snprintf(n[1], sizeof(n[1]), "%llu", (unsigned long long)fig->bytes_stored);
 	snprintf(n[2], sizeof(n[2]), "%llu", (unsigned long long)fig->duration_ms);
-	return db_exec(dbc, sql, 7, p, e);
+	st = db_query(dbc, sql, 8, p, &res, e);
+	if (st == STATUS_OK && PQntuples(res) == 0)
+		st = err_set(e, STATUS_NOT_FOUND, "task %s is no longer owned by %s", t->task_id,
+		             owner);
+	PQclear(res);
+	return st;
 }
 
 static int hexval(char c)

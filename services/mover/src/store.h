@@ -97,16 +97,17 @@ struct mover_rp_row {
 
 /** @brief Make the restore point visible, in the caller's transaction: insert it and its
  *  disks, COPY the file index, and mark the task finished with status (success|warning).
- *  @returns STATUS_OK or a database error. */
+ *  @returns STATUS_OK, STATUS_NOT_FOUND when owner no longer holds the running task (its
+ *  lease expired and another mover took it: roll back), or a database error. */
 MUST_CHECK enum status mover_store_rp_commit(struct db_conn *dbc, const struct mover_task *t,
-                                             const struct mover_rp_row *rp, const char *status,
-                                             struct err *e);
+                                             const char *owner, const struct mover_rp_row *rp,
+                                             const char *status, struct err *e);
 
-/** @brief Mark a task finished without a restore point (failed|stopped), in the caller's
- *  transaction. */
+/** @brief Mark a task that owner runs finished without a restore point (failed|stopped), in
+ *  the caller's transaction. @returns STATUS_NOT_FOUND when owner no longer holds it. */
 MUST_CHECK enum status mover_store_task_finish(struct db_conn *dbc, const struct mover_task *t,
-                                               const char *status, const char *error_code,
-                                               const char *error_message,
+                                               const char *owner, const char *status,
+                                               const char *error_code, const char *error_message,
                                                const struct mover_figures *fig, struct err *e);
 
 /** @brief The wrapped key blob of tenant. *blob is new (free()).

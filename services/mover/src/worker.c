@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,9 +193,14 @@ static enum status index_row(void *arg, const struct ext4index_row *row, struct 
 	time_t mt = (time_t)row->mtime;
 	char ts[40];
 
-	gmtime_r(&mt, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S+00", &tm);
-	fprintf(s->f, "%s\t%s\t", s->rp_id, s->tenant);
+	if (gmtime_r(&mt, &tm) == NULL)
+		snprintf(ts, sizeof(ts), "\\N");
+	else
+		strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S+00", &tm);
+	copy_escape(s->f, s->rp_id, strlen(s->rp_id));
+	fputc('\t', s->f);
+	copy_escape(s->f, s->tenant, strlen(s->tenant));
+	fputc('\t', s->f);
 	copy_escape(s->f, s->disk, strlen(s->disk));
 	fprintf(s->f, "\t%d\t", row->fs->partition);
 	copy_escape(s->f, row->path, row->path_len);
@@ -214,43 +220,88 @@ static enum status index_row(void *arg, const struct ext4index_row *row, struct 
 /* Index every disk of the snapshot into a spool file. Problems are warnings: the restore
  * point is still good without its index. @returns the spool (rewound by the COPY), or NULL
  * with *warning set. */
+/* Append one problem to the task's warning text ("; " between several). */
+static void add_warning(char *warning, size_t wcap, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void add_warning(char *warning, size_t wcap, const char *fmt, ...)
+{
+	size_t n = strlen(warning);
+	va_list ap;
+
+	if (n > 0 && n + 2 < wcap) {
+		memcpy(warning + n, "; ", 3);
+		n += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(warning + n, wcap - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Index every disk of the snapshot into a spool file. Problems are warnings: the restore
+ * point is still good without its index. A disk that fails midway contributes no rows (the
+ * spool is cut back), so the index never looks complete when it is not. *complete tells
+ * whether every disk with a file system was indexed without error. @returns the spool
+ * (rewound by the COPY), or NULL with a warning added. */
 static FILE *index_disks(struct run *r, const struct platform_snapshot *snap, const char *rp_id,
-                         char *warning, size_t wcap)
+                         char *warning, size_t wcap, bool *complete)
 {
 	FILE *f = tmpfile();
 	double t0 = now_s(&r->started);
 
+	*complete = false;
 	if (f == NULL) {
-		snprintf(warning, wcap, "file index skipped: no spool file: %s", strerror(errno));
+		add_warning(warning, wcap, "file index skipped: no spool file: %s",
+		            strerror(errno));
 		return NULL;
 	}
+	*complete = true;
 	for (size_t i = 0; i < snap->n_disks && !atomic_load(&r->cancel); i++) {
 		struct index_sink sink = { f, rp_id, r->t->tenant_id, snap->disks[i].name, r, 0 };
 		struct ext4index_source src;
 		struct ext4index_stats stats;
 		struct err e;
 		enum status st;
+		long pos = ftell(f);
 		int fd = open(snap->disks[i].path, O_RDONLY | O_CLOEXEC);
 
 		if (fd < 0) {
-			snprintf(warning, wcap, "disk %s not indexed: %s", snap->disks[i].name,
-			         strerror(errno));
+			add_warning(warning, wcap, "disk %s not indexed: %s", snap->disks[i].name,
+			            strerror(errno));
+			*complete = false;
 			continue;
 		}
+		memset(&stats, 0, sizeof(stats));
 		st = ext4index_source_fd(fd, &src, &e);
 		if (st == STATUS_OK)
 			st = ext4index_disk(&src, index_row, &sink, &stats, &e);
 		close(fd);
-		if (st == STATUS_NOT_FOUND)
-			snprintf(warning, wcap, "disk %s holds no ext2/3/4 file system to index",
-			         snap->disks[i].name);
-		else if (st != STATUS_OK)
-			snprintf(warning, wcap, "disk %s not indexed: %s", snap->disks[i].name,
-			         e.msg);
-		else if (stats.warning[0])
-			snprintf(warning, wcap, "disk %s: %s", snap->disks[i].name, stats.warning);
+		if (st == STATUS_NOT_FOUND) {
+			add_warning(warning, wcap, "disk %s holds no ext2/3/4 file system to index",
+			            snap->disks[i].name);
+			continue;
+		}
+		if (st != STATUS_OK) {
+			add_warning(warning, wcap, "disk %s not indexed: %s", snap->disks[i].name,
+			            e.msg);
+			*complete = false;
+			/* drop this disk's partial rows */
+			if (fflush(f) != 0 || pos < 0 || ftruncate(fileno(f), pos) != 0 ||
+			    fseek(f, pos, SEEK_SET) != 0) {
+				add_warning(warning, wcap, "file index spool: %s", strerror(errno));
+				fclose(f);
+				return NULL;
+			}
+			continue;
+		}
+		if (stats.warning[0]) {
+			add_warning(warning, wcap, "disk %s: %s", snap->disks[i].name,
+			            stats.warning);
+			*complete = false;
+		}
 		r->fig.files_indexed += sink.rows;
 	}
+	if (atomic_load(&r->cancel))
+		*complete = false;
 	if (r->fig.files_indexed > 0) {
 		double dt = now_s(&r->started) - t0;
 
@@ -278,7 +329,8 @@ static void finish_task(struct run *r, const char *status, const char *code, con
 	r->fig.duration_ms = (uint64_t)(now_s(&r->started) * 1000.0);
 	st = db_tx_begin(r->w->dbc, &e);
 	if (st == STATUS_OK)
-		st = mover_store_task_finish(r->w->dbc, r->t, status, code, msg, &r->fig, &e);
+		st = mover_store_task_finish(r->w->dbc, r->t, a->owner, status, code, msg, &r->fig,
+		                             &e);
 	if (st == STATUS_OK)
 		st = outbox_event(
 		        r, "backup.task.finished",
@@ -405,10 +457,25 @@ static enum status take_snapshot(struct run *r, const struct platform_vm *vm,
 		json_decref(data);
 	if (st == STATUS_OK)
 		st = db_tx_commit(r->w->dbc, e);
-	if (st != STATUS_OK)
+	if (st != STATUS_OK) {
+		struct err re;
+
 		db_tx_rollback(r->w->dbc);
+		/* Unrecorded, no retry could release it: a lock would block the VM's backups. */
+		if (datastore_snapshot_release(*snap, &re) != STATUS_OK)
+			log_ctx_warn(&r->ctx, "releasing unrecorded snapshot %s: %s", (*snap)->id,
+			             re.msg);
+		platform_snapshot_free(*snap);
+		*snap = NULL;
+		return st;
+	}
 	svc_kick_outbox(r->w->app->svc);
 	return st;
+}
+
+static void on_verify_progress(const struct engine_progress *p, void *ud)
+{
+	heartbeat(ud, false);
 }
 
 /* The restore point already exists in the repository: an earlier attempt died between
@@ -417,7 +484,9 @@ static enum status adopt_existing(struct run *r, struct engine_repo *repo,
                                   const struct engine_tenant_keys *keys, struct err *e)
 {
 	struct engine_verify_report rep;
-	struct engine_restore_opts o = { .cancel = &r->cancel };
+	struct engine_restore_opts o = { .cancel = &r->cancel,
+		                         .progress = on_verify_progress,
+		                         .progress_ud = r };
 	enum status st;
 
 	memset(&rep, 0, sizeof(rep));
@@ -442,6 +511,8 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 	struct engine_keystore ks = { &pg_keystore_ops, w->dbc };
 	struct mover_parent parent;
 	bool have_parent = false;
+	bool adopted = false;
+	bool index_complete = false;
 	char *repo_path = NULL;
 	struct engine_extents *ext = NULL;
 	bool *tracked = NULL;
@@ -537,8 +608,12 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 	r.fig.chunks_total = res.chunks_total;
 	r.fig.chunks_new = res.chunks_new;
 	r.fig.chunks_reused = res.chunks_known + res.chunks_parent;
-	if (st == STATUS_CONFLICT)
+	if (st == STATUS_CONFLICT) {
 		st = adopt_existing(&r, repo, &keys, &e);
+		/* Its data is from the earlier attempt's snapshot, not this one: record no change
+		 * ids, so the next run reads everything instead of trusting tracking since now. */
+		adopted = st == STATUS_OK;
+	}
 	if (r.lease_lost)
 		goto out_release; /* another mover owns the task now */
 	if (st != STATUS_OK) {
@@ -556,7 +631,10 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 		goto out_release;
 	}
 	if (r.t->index_files)
-		index = index_disks(&r, snap, r.t->task_id, warning, sizeof(warning));
+		index = index_disks(&r, snap, r.t->task_id, warning, sizeof(warning),
+		                    &index_complete);
+	if (r.lease_lost)
+		goto out_release;
 	if (atomic_load(&r.cancel) && r.stop_requested) {
 		finish_task(&r, "stopped", NULL, "stopped on request");
 		goto out_release;
@@ -580,20 +658,20 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 			.disk_sizes = sizes,
 			.change_ids = changes,
 			.file_index = index,
-			.indexed = index != NULL,
+			.indexed = index != NULL && index_complete,
 		};
 
 		for (size_t i = 0; i < snap->n_disks; i++) {
 			names[i] = snap->disks[i].name;
 			sizes[i] = snap->disks[i].size;
-			changes[i] = snap->disks[i].change_id;
+			changes[i] = adopted ? NULL : snap->disks[i].change_id;
 		}
 		clock_gettime(CLOCK_REALTIME, &now);
 		jsonh_time_format(&now, ts);
 		r.fig.duration_ms = (uint64_t)(now_s(&r.started) * 1000.0);
 		st = db_tx_begin(w->dbc, &e);
 		if (st == STATUS_OK)
-			st = mover_store_rp_commit(w->dbc, r.t, &row, status, &e);
+			st = mover_store_rp_commit(w->dbc, r.t, a->owner, &row, status, &e);
 		if (st == STATUS_OK)
 			st = outbox_event(&r, "backup.task.finished",
 			                  mover_finished_json(r.t, status, &r.fig, r.t->task_id,
@@ -605,6 +683,14 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 		free(names);
 		free(changes);
 		free(sizes);
+		if (st == STATUS_NOT_FOUND) {
+			/* Our lease expired and another mover took the task over: leave it to it.
+			 */
+			db_tx_rollback(w->dbc);
+			log_ctx_warn(&r.ctx, "task %s: %s; not committing", r.t->task_id, e.msg);
+			r.lease_lost = true;
+			goto out_release;
+		}
 		if (st != STATUS_OK) {
 			db_tx_rollback(w->dbc);
 			finish_task(&r, "failed", "catalog", e.msg);
@@ -697,8 +783,10 @@ enum status mover_workers_start(struct mover_app *a, struct err *e)
 	for (size_t i = 0; i < a->n_workers; i++) {
 		a->workers[i].app = a;
 		a->workers[i].index = (unsigned)i;
-		if (pthread_create(&a->workers[i].thread, NULL, worker_main, &a->workers[i]) != 0)
+		if (pthread_create(&a->workers[i].thread, NULL, worker_main, &a->workers[i]) != 0) {
+			mover_workers_stop(a);
 			return err_set(e, STATUS_INTERNAL, "cannot start worker %zu", i);
+		}
 		a->workers[i].started = true;
 	}
 	return STATUS_OK;

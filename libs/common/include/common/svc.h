@@ -99,8 +99,8 @@ struct http_server *svc_get_http(struct svc *s);
 struct metrics *svc_get_metrics(struct svc *s);
 /** @brief The shared idempotent producer. Borrowed; thread-safe. */
 struct kafka_producer *svc_get_producer(struct svc *s);
-/** @brief The database URI, for workers that open their own connection (one PGconn per
- *  thread). Borrowed. */
+/** @brief The database URI (as configured; connects as the owner). Workers use
+ *  svc_db_conn_new() instead, which applies the runtime role. Borrowed. */
 const char *svc_get_database_url(const struct svc *s);
 /** @brief A new connection for a worker thread, already switched to def.runtime_role
  *  (when the runtime adopted it). @returns new (db_conn_free) or NULL with e filled. */
