@@ -172,7 +172,12 @@ static enum status load_file(const struct cfg_section *sec, size_t nsec, size_t 
 			break;
 		}
 		k = find_key(sec[which].keys, sec[which].nkeys, trim(s));
-		if (k)
+		if (k && k->svc_only)
+			st = err_set(e, STATUS_INVALID,
+			             "%s: set this per service with its CAIRN_<SERVICE>_ variable, "
+			             "not in a shared file",
+			             origin);
+		else if (k)
 			st = store(k, sec[which].out, trim(eq + 1), origin, e);
 	}
 	fclose(f);
@@ -312,19 +317,33 @@ void cfg_cleanup(const struct cfg_key *keys, size_t nkeys, void *out)
 }
 
 /* A libpq URI may carry a password: postgresql://user:secret@host -> user:***@host. */
+/* A connection string may carry a password: postgresql://user:secret@host, a
+ * "?password=secret" parameter, or libpq's "password=secret" keyword. Each is shown as ***. */
 static void redact_uri(struct buf *b, const char *v)
 {
 	const char *scheme = strstr(v, "://");
 	const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
 	const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+	const char *p = v;
 
 	if (at && colon && colon < at) {
 		buf_append(b, v, (size_t)(colon - v));
 		buf_puts(b, ":***");
-		buf_puts(b, at);
-		return;
+		p = at;
 	}
-	buf_puts(b, v);
+	for (;;) {
+		const char *pw = strstr(p, "password=");
+		size_t skip;
+
+		if (pw == NULL)
+			break;
+		buf_append(b, p, (size_t)(pw - p) + strlen("password="));
+		buf_puts(b, "***");
+		p = pw + strlen("password=");
+		skip = strcspn(p, scheme ? "&" : " ");
+		p += skip;
+	}
+	buf_puts(b, p);
 }
 
 void cfg_log(const struct cfg_key *keys, size_t nkeys, const char *service, const void *out)

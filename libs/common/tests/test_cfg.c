@@ -85,16 +85,27 @@ static void test_file_then_env(void **state)
 
 	assert_true(fd >= 0);
 	f = fdopen(fd, "w");
-	fprintf(f, "# comment\nhttp_port = 7000\ndebug = yes\ndatabase_url = file-url\n");
+	fprintf(f, "# comment\nworkers_shared = 7\ndebug = yes\ndatabase_url = file-url\n");
 	fclose(f);
 	snprintf(fileenv, sizeof(fileenv), "CAIRN_CONFIG_FILE=%s", path);
 	{
 		const char *env[] = { fileenv, "CAIRN_DEBUG=off", NULL };
 
 		assert_int_equal(cfg_load(keys, NKEYS, "mover", env, &c, &e), STATUS_OK);
-		assert_int_equal(c.http_port, 7000);
+		assert_int_equal(c.shared, 7);
 		assert_false(c.debug);
 		assert_string_equal(c.database_url, "file-url");
+		cfg_cleanup(keys, NKEYS, &c);
+	}
+	/* a per-service key (a port) cannot come from a file every service reads */
+	f = fopen(path, "w");
+	fprintf(f, "http_port = 7000\n");
+	fclose(f);
+	{
+		const char *env[] = { fileenv, NULL };
+
+		assert_int_equal(cfg_load(keys, NKEYS, "mover", env, &c, &e), STATUS_INVALID);
+		assert_non_null(strstr(e.msg, "http_port"));
 		cfg_cleanup(keys, NKEYS, &c);
 	}
 	f = fopen(path, "w");
@@ -164,6 +175,38 @@ static void test_sections_share_the_unknown_check(void **state)
 	cfg_cleanup(keys, NKEYS, &c);
 }
 
+static void test_redacts_password_forms(void **state)
+{
+	const char *forms[] = { "postgresql://h/db?sslmode=require&password=pw1x&x=1",
+		                "host=h dbname=db password=pw2x user=u" };
+
+	for (size_t i = 0; i < 2; i++) {
+		char env0[256];
+		const char *env[] = { env0, NULL };
+		struct tcfg c = { 0 };
+		struct err e;
+		int fds[2];
+		char line[4096];
+		ssize_t n;
+
+		snprintf(env0, sizeof(env0), "CAIRN_DATABASE_URL=%s", forms[i]);
+		assert_int_equal(cfg_load(keys, NKEYS, "mover", env, &c, &e), STATUS_OK);
+		assert_int_equal(pipe(fds), 0);
+		log_set_fd(fds[1]);
+		cfg_log(keys, NKEYS, "mover", &c);
+		log_set_fd(1);
+		n = read(fds[0], line, sizeof(line) - 1);
+		assert_true(n > 0);
+		line[n] = '\0';
+		assert_null(strstr(line, "pw1x"));
+		assert_null(strstr(line, "pw2x"));
+		assert_non_null(strstr(line, "password=***"));
+		close(fds[0]);
+		close(fds[1]);
+		cfg_cleanup(keys, NKEYS, &c);
+	}
+}
+
 static void test_var_name(void **state)
 {
 	char b[64];
@@ -181,6 +224,7 @@ int main(void)
 		cmocka_unit_test(test_file_then_env),
 		cmocka_unit_test(test_log_redacts_secrets),
 		cmocka_unit_test(test_sections_share_the_unknown_check),
+		cmocka_unit_test(test_redacts_password_forms),
 		cmocka_unit_test(test_var_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
