@@ -512,3 +512,46 @@ void engine_repo_ids_free(char **ids, size_t n)
 		free(ids[i]);
 	free(ids);
 }
+
+/* Remove ".tmp-*" regular files older than cutoff under dir, descending depth levels. */
+static void sweep_dir(const char *dir, int depth, time_t cutoff, size_t *removed)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		struct stat sb;
+		char *p;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		p = xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(p, &sb) == 0) {
+			if (S_ISDIR(sb.st_mode) && depth > 0)
+				sweep_dir(p, depth - 1, cutoff, removed);
+			else if (S_ISREG(sb.st_mode) && strncmp(de->d_name, ".tmp-", 5) == 0 &&
+			         sb.st_mtime < cutoff && unlink(p) == 0)
+				(*removed)++;
+		}
+		free(p);
+	}
+	closedir(d);
+}
+
+enum status engine_repo_sweep_temps(struct engine_repo *r, unsigned max_age_s, size_t *removed,
+                                    struct err *e)
+{
+	time_t cutoff = time(NULL) - (time_t)max_age_s;
+	size_t n = 0;
+
+	if (r == NULL)
+		return err_set(e, STATUS_INVALID, "no repository");
+	/* v2: chunks/ab/<file>; v1: chunks/ab/cd/<file>; manifests are one level. */
+	sweep_dir(r->chunks, r->layout == 1 ? 2 : 1, cutoff, &n);
+	sweep_dir(r->manifests, 0, cutoff, &n);
+	if (removed)
+		*removed = n;
+	return STATUS_OK;
+}

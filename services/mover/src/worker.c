@@ -561,6 +561,16 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 		repo = engine_repo_open(repo_path, r.t->tenant_id, true, &e);
 		st = repo ? STATUS_OK : e.code;
 	}
+	if (st == STATUS_OK) {
+		/* Temporary files of writers that died (an hour is far beyond any live one). */
+		size_t swept = 0;
+		struct err se;
+
+		if (engine_repo_sweep_temps(repo, 3600, &swept, &se) == STATUS_OK && swept > 0)
+			log_ctx_info(&r.ctx,
+			             "removed %zu temporary files left by interrupted writes",
+			             swept);
+	}
 	if (st == STATUS_OK)
 		st = take_snapshot(&r, vm, &snap, &e);
 	if (st != STATUS_OK) {

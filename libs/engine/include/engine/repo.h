@@ -91,4 +91,13 @@ void engine_repo_ids_free(char **ids, size_t n);
 /** @brief true if s is a valid restore point id: 1..100 of [A-Za-z0-9_.-], no leading '.'. */
 bool engine_rp_id_valid(const char *s);
 
+/** @brief Remove temporary files (".tmp-*") older than max_age_s from the tenant's chunk and
+ *  manifest directories: what a writer killed mid-write (SIGKILL, power loss) left behind.
+ *  Published chunks and manifests are never touched. Temporary files live for seconds, so
+ *  an age of an hour or more is safe while other writers are active.
+ *  @param removed receives how many files were removed; may be NULL.
+ *  @returns STATUS_OK (unreadable directories are skipped) or STATUS_INVALID. */
+enum status engine_repo_sweep_temps(struct engine_repo *r, unsigned max_age_s, size_t *removed,
+                                    struct err *e) MUST_CHECK;
+
 #endif
