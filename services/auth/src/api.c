@@ -20,6 +20,10 @@
 #include "store.h"
 
 #define ROLES(m) ((unsigned)(m) << HTTP_ROUTE_USER_SHIFT)
+/* Route flag: the route names a user ({id}); a caller whose role does not allow the route
+ * learns nothing about the object: another tenant's or a missing id answers 404 (the same
+ * bytes), and only an object of the caller's own tenant answers 403. */
+#define OBJ_USER (1u << 24)
 #define GENERIC_LOGIN_FAILURE "invalid tenant, username or password"
 
 /* ---- request context ---- */
@@ -234,7 +238,8 @@ static int before(struct http_req *req, void *ud)
 {
 	struct auth_app *a = ud;
 	struct authn_principal *p = xmalloc(sizeof(*p));
-	unsigned need = http_req_route_flags(req) >> HTTP_ROUTE_USER_SHIFT;
+	unsigned flags = http_req_route_flags(req);
+	unsigned need = (flags >> HTTP_ROUTE_USER_SHIFT) & AUTHN_ROLE__ALL;
 	struct err e;
 	enum status st;
 
@@ -249,6 +254,29 @@ static int before(struct http_req *req, void *ud)
 		}
 		http_reply_header(req, "WWW-Authenticate", "Bearer");
 		http_reply_error(req, 401, "unauthorized", "authentication required");
+		return 1;
+	}
+	if (need && !authn_principal_has_role(p, need) && (flags & OBJ_USER)) {
+		const char *id = http_req_param(req, "id");
+		struct store_user u;
+		struct rq r;
+
+		http_req_set_ctx(req, p, principal_free);
+		if (!rq_open(&r, req, ud, false))
+			return 1;
+		/* RLS shows only the caller's tenant: anything else is "missing". */
+		st = id ? store_user_by_id(r.dbc, id, &u, &r.e) : STATUS_NOT_FOUND;
+		if (st == STATUS_OK) {
+			if (!r.p->is_provider_admin && strcmp(u.tenant_id, r.p->tenant_id) != 0)
+				st = STATUS_NOT_FOUND;
+			store_user_cleanup(&u);
+		}
+		db_tx_rollback(r.dbc);
+		auth_db_put(r.a, r.dbc);
+		if (st == STATUS_OK)
+			http_reply_error(req, 403, "forbidden", "not allowed for your role");
+		else
+			reply_status(&r, st);
 		return 1;
 	}
 	if (need && !authn_principal_has_role(p, need)) {
@@ -1224,12 +1252,12 @@ enum status auth_api_register(struct auth_app *a, struct http_server *srv, struc
 		{ "POST", "/api/v1/tenants/{id}/disable", h_tenants_disable, pa },
 		{ "GET", "/api/v1/users", h_users_list, adm },
 		{ "POST", "/api/v1/users", h_users_create, adm },
-		{ "GET", "/api/v1/users/{id}", h_users_get, adm },
-		{ "PATCH", "/api/v1/users/{id}", h_users_patch, adm },
-		{ "DELETE", "/api/v1/users/{id}", h_users_delete, adm },
-		{ "POST", "/api/v1/users/{id}/enable", h_users_enable, adm },
-		{ "POST", "/api/v1/users/{id}/disable", h_users_disable, adm },
-		{ "POST", "/api/v1/users/{id}/password", h_users_password, adm },
+		{ "GET", "/api/v1/users/{id}", h_users_get, adm | OBJ_USER },
+		{ "PATCH", "/api/v1/users/{id}", h_users_patch, adm | OBJ_USER },
+		{ "DELETE", "/api/v1/users/{id}", h_users_delete, adm | OBJ_USER },
+		{ "POST", "/api/v1/users/{id}/enable", h_users_enable, adm | OBJ_USER },
+		{ "POST", "/api/v1/users/{id}/disable", h_users_disable, adm | OBJ_USER },
+		{ "POST", "/api/v1/users/{id}/password", h_users_password, adm | OBJ_USER },
 	};
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
