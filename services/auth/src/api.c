@@ -24,6 +24,9 @@
  * learns nothing about the object: another tenant's or a missing id answers 404 (the same
  * bytes), and only an object of the caller's own tenant answers 403. */
 #define OBJ_USER (1u << 24)
+/* The same for a route that names a tenant ({id}): a tenant user's own tenant answers 403,
+ * any other id 404 (tenant users never see other tenants). */
+#define OBJ_TENANT (1u << 25)
 #define GENERIC_LOGIN_FAILURE "invalid tenant, username or password"
 
 /* ---- request context ---- */
@@ -277,6 +280,17 @@ static int before(struct http_req *req, void *ud)
 			http_reply_error(req, 403, "forbidden", "not allowed for your role");
 		else
 			reply_status(&r, st);
+		return 1;
+	}
+	if (need && !authn_principal_has_role(p, need) && (flags & OBJ_TENANT)) {
+		const char *id = http_req_param(req, "id");
+		bool own = id && p->tenant_id[0] && strcmp(id, p->tenant_id) == 0;
+
+		free(p);
+		if (own)
+			http_reply_error(req, 403, "forbidden", "not allowed for your role");
+		else
+			reply_not_found(req);
 		return 1;
 	}
 	if (need && !authn_principal_has_role(p, need)) {
@@ -1245,11 +1259,11 @@ enum status auth_api_register(struct auth_app *a, struct http_server *srv, struc
 		{ "GET", "/api/v1/auth/audit", h_audit, adm },
 		{ "GET", "/api/v1/tenants", h_tenants_list, pa },
 		{ "POST", "/api/v1/tenants", h_tenants_create, pa },
-		{ "GET", "/api/v1/tenants/{id}", h_tenants_get, pa },
-		{ "PATCH", "/api/v1/tenants/{id}", h_tenants_patch, pa },
-		{ "DELETE", "/api/v1/tenants/{id}", h_tenants_delete, pa },
-		{ "POST", "/api/v1/tenants/{id}/enable", h_tenants_enable, pa },
-		{ "POST", "/api/v1/tenants/{id}/disable", h_tenants_disable, pa },
+		{ "GET", "/api/v1/tenants/{id}", h_tenants_get, pa | OBJ_TENANT },
+		{ "PATCH", "/api/v1/tenants/{id}", h_tenants_patch, pa | OBJ_TENANT },
+		{ "DELETE", "/api/v1/tenants/{id}", h_tenants_delete, pa | OBJ_TENANT },
+		{ "POST", "/api/v1/tenants/{id}/enable", h_tenants_enable, pa | OBJ_TENANT },
+		{ "POST", "/api/v1/tenants/{id}/disable", h_tenants_disable, pa | OBJ_TENANT },
 		{ "GET", "/api/v1/users", h_users_list, adm },
 		{ "POST", "/api/v1/users", h_users_create, adm },
 		{ "GET", "/api/v1/users/{id}", h_users_get, adm | OBJ_USER },

@@ -828,6 +828,38 @@ static void test_cross_tenant(struct db_conn *dbc, struct who *a_admin, bool adm
 		resp_free(&rb);
 		resp_free(&rm);
 	}
+	/* tenant routes (provider-admin only): B's tenant is as unknown as a missing one */
+	{
+		static const char *const tfmt[][2] = {
+			{ "GET", "/api/v1/tenants/%s" },
+			{ "PATCH", "/api/v1/tenants/%s" },
+			{ "DELETE", "/api/v1/tenants/%s" },
+			{ "POST", "/api/v1/tenants/%s/enable" },
+			{ "POST", "/api/v1/tenants/%s/disable" },
+		};
+
+		for (size_t i = 0; i < sizeof(tfmt) / sizeof(tfmt[0]); i++) {
+			const char *body = strcmp(tfmt[i][0], "PATCH") == 0
+			                           ? "{\"display_name\":\"x\"}"
+			                           : NULL;
+			struct resp rb, rm;
+			char *sb, *sm;
+
+			subst(path_b, sizeof(path_b), tfmt[i][1], b_tid);
+			subst(path_m, sizeof(path_m), tfmt[i][1], missing);
+			rb = req(tfmt[i][0], path_b, a_admin->token, body);
+			rm = req(tfmt[i][0], path_m, a_admin->token, body);
+			sb = error_sans_id(&rb);
+			sm = error_sans_id(&rm);
+			CHECK(rb.code == 404 && rm.code == 404 && strcmp(sb, sm) == 0,
+			      "cross-tenant as %s: %s %s -> %ld, missing -> %ld, same body",
+			      a_admin->name, tfmt[i][0], tfmt[i][1], rb.code, rm.code);
+			free(sb);
+			free(sm);
+			resp_free(&rb);
+			resp_free(&rm);
+		}
+	}
 	/* creating a user in tenant B */
 	if (admin) {
 		char body[512];
