@@ -329,3 +329,22 @@ bool db_ident_is_valid(const char *s)
 			return false;
 	return true;
 }
+
+enum status db_ensure_ddl(struct db_conn *dbc, const char *schema, const char *ddl, struct err *e)
+{
+	char *sql;
+	enum status st;
+
+	if (!db_ident_is_valid(schema))
+		return err_set(e, STATUS_INVALID, "bad schema name");
+	sql = xasprintf("BEGIN;"
+	                "SELECT pg_advisory_xact_lock(hashtext('cairn.ddl.%s'));"
+	                "CREATE SCHEMA IF NOT EXISTS %s;"
+	                "SET LOCAL search_path TO %s;%sCOMMIT;",
+	                schema, schema, schema, ddl);
+	st = db_exec_script(dbc, sql, e);
+	free(sql);
+	if (st != STATUS_OK)
+		db_tx_rollback(dbc);
+	return st;
+}

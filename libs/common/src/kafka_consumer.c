@@ -28,22 +28,7 @@ struct kafka_consumer {
 
 enum status kafka_consumer_ensure_schema(struct db_conn *dbc, const char *schema, struct err *e)
 {
-	char *sql;
-	enum status st;
-
-	if (!db_ident_is_valid(schema))
-		return err_set(e, STATUS_INVALID, "bad schema name");
-	/* Serialise concurrent creators: CREATE ... IF NOT EXISTS races on the catalog. */
-	sql = xasprintf("BEGIN;"
-	                "SELECT pg_advisory_xact_lock(hashtext('cairn.ddl.%s'));"
-	                "CREATE SCHEMA IF NOT EXISTS %s;"
-	                "SET LOCAL search_path TO %s;" KAFKA_APPLIED_EVENTS_DDL "COMMIT;",
-	                schema, schema, schema);
-	st = db_exec_script(dbc, sql, e);
-	free(sql);
-	if (st != STATUS_OK)
-		db_tx_rollback(dbc);
-	return st;
+	return db_ensure_ddl(dbc, schema, KAFKA_APPLIED_EVENTS_DDL, e);
 }
 
 struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_opts *o, struct db_conn *dbc,

@@ -31,21 +31,7 @@ struct outbox_relay {
 
 enum status outbox_ensure_schema(struct db_conn *dbc, const char *schema, struct err *e)
 {
-	char *sql;
-	enum status st;
-
-	if (!db_ident_is_valid(schema))
-		return err_set(e, STATUS_INVALID, "bad schema name");
-	sql = xasprintf("BEGIN;"
-	                "SELECT pg_advisory_xact_lock(hashtext('cairn.ddl.%s'));"
-	                "CREATE SCHEMA IF NOT EXISTS %s;"
-	                "SET LOCAL search_path TO %s;" OUTBOX_DDL "COMMIT;",
-	                schema, schema, schema);
-	st = db_exec_script(dbc, sql, e);
-	free(sql);
-	if (st != STATUS_OK)
-		db_tx_rollback(dbc);
-	return st;
+	return db_ensure_ddl(dbc, schema, OUTBOX_DDL, e);
 }
 
 enum status outbox_add(struct db_conn *dbc, const char *schema, const struct event *ev,

@@ -217,7 +217,13 @@ static enum status migrate(struct svc *s, struct err *e)
 	int applied = 0;
 	enum status st;
 
-	st = db_migrate(s->dbc, s->def->schema, dir, &applied, e);
+	/* The event plumbing every service has (consumer dedupe, outbox) comes from the one
+	 * DDL in kafka.h / outbox.h; the service's own migrations may then grant on it. */
+	st = s->def->topics ? kafka_consumer_ensure_schema(s->dbc, s->def->schema, e) : STATUS_OK;
+	if (st == STATUS_OK && s->def->outbox)
+		st = outbox_ensure_schema(s->dbc, s->def->schema, e);
+	if (st == STATUS_OK)
+		st = db_migrate(s->dbc, s->def->schema, dir, &applied, e);
 	if (st == STATUS_OK)
 		log_info("migrations of schema %s from %s: %d applied", s->def->schema, dir,
 		         applied);

@@ -1,5 +1,6 @@
--- identity: providers, tenants, users, API tokens, refresh sessions, audit log, signing keys,
--- outbox. Applied by db_migrate() as the schema OWNER (search_path = identity, public).
+-- identity: providers, tenants, users, API tokens, refresh sessions, audit log, signing keys
+-- (the outbox comes from the runtime). Applied by db_migrate() as the schema OWNER
+-- (search_path = identity, public).
 -- The auth service works at run time as role cairn_auth_rt, which owns nothing, is not a
 -- superuser and has no BYPASSRLS, so the row-level security below binds it. See docs/auth.md.
 
@@ -102,20 +103,7 @@ CREATE TABLE signing_keys (
   retired_at  timestamptz
 );
 
-CREATE TABLE IF NOT EXISTS outbox (
-  seq bigserial PRIMARY KEY,
-  id uuid NOT NULL,
-  topic text NOT NULL,
-  key text,
-  type text NOT NULL,
-  source text NOT NULL,
-  subject text,
-  tenant_id text,
-  data jsonb,
-  headers jsonb,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  sent_at timestamptz);
-CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+-- identity.outbox is created before the migrations by the service runtime (OUTBOX_DDL).
 
 -- ---- row-level security ----
 -- Every transaction of the service sets (SET LOCAL through set_config(.., true)):

@@ -56,6 +56,13 @@ MUST_CHECK enum status db_query(struct db_conn *dbc, const char *sql, int nparam
 /** @brief Run a script of several statements (simple query protocol, no parameters). */
 MUST_CHECK enum status db_exec_script(struct db_conn *dbc, const char *sql, struct err *e);
 
+/** @brief Create schema (if missing) and run ddl (idempotent statements, e.g. CREATE TABLE IF
+ *  NOT EXISTS) in it, in one transaction serialised per schema by an advisory lock, so that
+ *  concurrent creators do not race on the catalog. schema must pass db_ident_is_valid().
+ *  @returns STATUS_OK, STATUS_INVALID (bad name) or the mapped database error. */
+MUST_CHECK enum status db_ensure_ddl(struct db_conn *dbc, const char *schema, const char *ddl,
+                                     struct err *e);
+
 /** @brief BEGIN (read committed). STATUS_INVALID if a transaction is already open. */
 MUST_CHECK enum status db_tx_begin(struct db_conn *dbc, struct err *e);
 

@@ -3,8 +3,9 @@
  *
  * svc_main() does, in order: load and validate the configuration (the common settings
  * below plus the service's own table), log it with secrets redacted, connect to
- * PostgreSQL, apply the service's migrations (schemas/sql/<sql_dir>/; they create the
- * schema's outbox and applied_events tables, see OUTBOX_DDL and KAFKA_APPLIED_EVENTS_DDL), create
+ * PostgreSQL, create the schema's applied_events (with topics) and outbox (with outbox)
+ * tables from KAFKA_APPLIED_EVENTS_DDL and OUTBOX_DDL, apply the service's migrations
+ * (schemas/sql/<sql_dir>/, which may grant on those tables), create
  * the Kafka producer, start the outbox relay, create the HTTP server with /livez, /readyz (503
  * until PostgreSQL and Kafka answer) and /metrics, call the service's setup() to register routes
  * and start its own workers, start serving, and run the Kafka consumer loop (or idle) on
