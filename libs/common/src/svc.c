@@ -210,6 +210,20 @@ static enum status load_config(struct svc *s, struct err *e)
 	return STATUS_OK;
 }
 
+enum status svc_schema_prepare(struct db_conn *dbc, const char *schema, bool consumes, bool outbox,
+                               const char *dir, int *applied, struct err *e)
+{
+	/* The event plumbing (consumer dedupe, outbox) comes from the one DDL in kafka.h /
+	 * outbox.h; the service's own migrations may then grant on it. */
+	enum status st = consumes ? kafka_consumer_ensure_schema(dbc, schema, e) : STATUS_OK;
+
+	if (st == STATUS_OK && outbox)
+		st = outbox_ensure_schema(dbc, schema, e);
+	if (st == STATUS_OK)
+		st = db_migrate(dbc, schema, dir, applied, e);
+	return st;
+}
+
 static enum status migrate(struct svc *s, struct err *e)
 {
 	char *dir = xasprintf("%s/%s", s->cfg.sql_dir,
@@ -217,13 +231,8 @@ static enum status migrate(struct svc *s, struct err *e)
 	int applied = 0;
 	enum status st;
 
-	/* The event plumbing every service has (consumer dedupe, outbox) comes from the one
-	 * DDL in kafka.h / outbox.h; the service's own migrations may then grant on it. */
-	st = s->def->topics ? kafka_consumer_ensure_schema(s->dbc, s->def->schema, e) : STATUS_OK;
-	if (st == STATUS_OK && s->def->outbox)
-		st = outbox_ensure_schema(s->dbc, s->def->schema, e);
-	if (st == STATUS_OK)
-		st = db_migrate(s->dbc, s->def->schema, dir, &applied, e);
+	st = svc_schema_prepare(s->dbc, s->def->schema, s->def->topics != NULL, s->def->outbox, dir,
+	                        &applied, e);
 	if (st == STATUS_OK)
 		log_info("migrations of schema %s from %s: %d applied", s->def->schema, dir,
 		         applied);

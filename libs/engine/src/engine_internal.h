@@ -9,10 +9,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-
-/* ---- hex ---- */
-void engine_hex_encode(const uint8_t *p, size_t n, char *out); /* out: 2n+1 */
-bool engine_hex_decode(const char *s, uint8_t *out, size_t n); /* exactly 2n hex chars */
+#include "engine/hex.h"
 
 /* ---- file system ---- */
 /** @brief Write buf to dir/name atomically: temp file in dir, fsync, link (no overwrite),

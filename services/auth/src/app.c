@@ -691,7 +691,7 @@ int auth_bootstrap_main(int argc, char **argv)
 		goto out;
 	}
 	dir = xasprintf("%s/auth", sqldir && *sqldir ? sqldir : "schemas/sql");
-	if (db_migrate(dbc, AUTH_SCHEMA, dir, NULL, &e) != STATUS_OK) {
+	if (svc_schema_prepare(dbc, AUTH_SCHEMA, false, true, dir, NULL, &e) != STATUS_OK) {
 		fprintf(stderr, "cairn-auth bootstrap: migrations: %s\n", e.msg);
 		free(dir);
 		goto out;

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include "common/xalloc.h"
+#include "engine/hex.h"
 
 enum status mover_store_scope_tenant(struct db_conn *dbc, const char *tenant, struct err *e)
 {
@@ -359,15 +360,6 @@ enum status mover_store_task_finish(struct db_conn *dbc, const struct mover_task
 	return st;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 enum status mover_store_key_load(struct db_conn *dbc, const char *tenant, uint8_t **blob,
                                  size_t *len, struct err *e)
 {
@@ -387,17 +379,12 @@ enum status mover_store_key_load(struct db_conn *dbc, const char *tenant, uint8_
 	}
 	hex = PQgetvalue(res, 0, 0);
 	n = strlen(hex) / 2;
-	*blob = xmalloc(n);
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0) {
-			free(*blob);
-			*blob = NULL;
-			PQclear(res);
-			return err_set(e, STATUS_CORRUPT, "tenant key blob is not hex");
-		}
-		(*blob)[i] = (uint8_t)(hi << 4 | lo);
+	*blob = xmalloc(n ? n : 1);
+	if (!engine_hex_decode(hex, *blob, n)) {
+		free(*blob);
+		*blob = NULL;
+		PQclear(res);
+		return err_set(e, STATUS_CORRUPT, "tenant key blob is not hex");
 	}
 	*len = n;
 	PQclear(res);
@@ -409,16 +396,11 @@ enum status mover_store_key_store(struct db_conn *dbc, const char *tenant, const
 {
 	static const char sql[] = "INSERT INTO catalog.tenant_keys (tenant_id, wrapped)"
 	                          " VALUES ($1, decode($2, 'hex'))";
-	static const char digits[] = "0123456789abcdef";
 	char *hex = xmalloc(len * 2 + 1);
 	const char *p[] = { tenant, hex };
 	enum status st;
 
-	for (size_t i = 0; i < len; i++) {
-		hex[2 * i] = digits[blob[i] >> 4];
-		hex[2 * i + 1] = digits[blob[i] & 15];
-	}
-	hex[len * 2] = '\0';
+	engine_hex_encode(blob, len, hex);
 	st = db_exec(dbc, sql, 2, p, e);
 	free(hex);
 	return st;

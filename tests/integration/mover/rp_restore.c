@@ -12,13 +12,9 @@
 #include <libpq-fe.h>
 
 #include "engine/backup.h"
+#include "engine/hex.h"
 #include "engine/keys.h"
 #include "engine/repo.h"
-
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 int main(int argc, char **argv)
 {
@@ -61,8 +57,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tenant keys: unexpected length\n");
 		return 1;
 	}
-	for (size_t i = 0; i < ENGINE_WRAPPED_LEN; i++)
-		blob[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+	if (!engine_hex_decode(hex, blob, sizeof(blob))) {
+		fprintf(stderr, "tenant keys: not hex\n");
+		return 1;
+	}
 	PQclear(r);
 	PQfinish(pg);
 	if (engine_keys_unwrap(&mk, argv[3], blob, sizeof(blob), &tk, &e) != STATUS_OK) {

@@ -90,6 +90,15 @@ struct svc_def {
  *  2 on a configuration error, 1 on another start-up failure). */
 int svc_main(const struct svc_def *def, int argc, char **argv);
 
+/** @brief Bring a service schema up to date, as svc_main() does at start-up: create the
+ *  applied_events (consumes) and outbox (outbox) tables from their one DDL, then apply the
+ *  migrations in dir (db_migrate). For tools that work on a schema without running the
+ *  service (e.g. `cairn-auth bootstrap`). All arguments are borrowed.
+ *  @param applied receives how many migration files were applied; may be NULL. */
+MUST_CHECK enum status svc_schema_prepare(struct db_conn *dbc, const char *schema, bool consumes,
+                                          bool outbox, const char *dir, int *applied,
+                                          struct err *e);
+
 /** @brief The common settings. Borrowed; valid during svc_main(). */
 const struct svc_cfg *svc_get_cfg(const struct svc *s);
 /** @brief The token verifier (NULL when def.own_authn). Borrowed; thread-safe. */
