@@ -20,6 +20,7 @@
 #include "engine/chunk.h"
 #include "engine/fastcdc.h"
 #include "engine/manifest.h"
+#include "engine/patch.h"
 
 #include "engine_internal.h"
 
@@ -32,6 +33,19 @@ struct hitem {
 	atomic_uint refs;
 };
 
+/* A group of entries sharing one block map object. The reader creates it (loading the
+ * parent's map for the same entries), workers read the parent's records, the collector
+ * gathers the new records and, once every entry of the group is in, writes the new map. */
+struct mgroup {
+	size_t disk, g, first, n;         /* entries [first, first + n) */
+	bool reuse;                       /* every entry copied from the parent: same map */
+	struct engine_blockmap_rec *prec; /* parent's records (NULL: none or unreadable) */
+	size_t pn;
+	struct engine_blockmap_rec *recs; /* new records (collector) */
+	size_t collected;
+	struct mgroup *next; /* every group of the run, for cleanup */
+};
+
 struct bitem {
 	size_t disk, idx;
 	uint64_t off;
@@ -39,7 +53,12 @@ struct bitem {
 	uint8_t *buf;    /* pool buffer with the plaintext; NULL for copied entries */
 	struct hitem *h; /* shares buf with the hasher, or NULL */
 	bool copy;       /* entry taken from the parent manifest */
-	struct engine_manifest_entry entry; /* result (or the parent's entry when copy) */
+	struct engine_manifest_entry entry;         /* result (or the parent's entry when copy) */
+	const struct engine_manifest_entry *pentry; /* parent's entry at this index, or NULL */
+	struct mgroup *mg;                          /* block map group, or NULL (no maps) */
+	struct engine_blockmap_rec rec;             /* this entry's new block map record */
+	bool patch;                                 /* stored as a patch against its base */
+	bool is_map;                                /* a block map object, not a disk entry */
 	bool is_new, known;
 	uint64_t stored;
 	bool staged_ok; /* staged holds a written, not yet published chunk */
@@ -55,6 +74,10 @@ struct bdisk {
 	int fd;
 	uint64_t size;
 	const struct engine_manifest_disk *parent; /* usable parent disk for CT, or NULL */
+	const struct engine_manifest_disk *pdisk;  /* parent disk chunked the same way, or NULL */
+	bool maps;                                 /* this run writes block maps for the disk */
+	uint8_t (*map_ids)[ENGINE_ID_LEN];
+	size_t n_maps;
 	bool has_sha;
 	EVP_MD_CTX *sha;
 	struct engine_manifest_entry *entries;
@@ -75,6 +98,11 @@ struct bctx {
 	bool hashing;             /* some disk has the whole-image SHA-256 */
 	struct engine_pool pool;
 	size_t bufsize;
+	uint32_t map_group;
+	uint8_t zfp[ENGINE_FP_LEN]; /* fingerprint of an all-zero block */
+	struct mgroup *groups;      /* reader appends; freed after the pipeline */
+	struct mgroup **groups_tail;
+	atomic_uint_fast64_t maps_unreadable;
 	atomic_bool failed;
 	atomic_uint workers_left;
 	atomic_uint_fast64_t bytes_read;
@@ -174,10 +202,94 @@ static bool push_item(struct bctx *b, struct bitem *it)
 	return true;
 }
 
+/* The parent's entry for the chunk at idx if it covers the same bytes, else NULL. */
+static const struct engine_manifest_entry *parent_entry(const struct bctx *b, const struct bdisk *d,
+                                                        uint64_t idx)
+{
+	uint64_t off = idx * b->cs;
+	uint32_t len = (uint32_t)(d->size - off < b->cs ? d->size - off : b->cs);
+
+	if (d->pdisk == NULL || idx >= d->pdisk->n_entries ||
+	    d->pdisk->entries[idx].offset != off || d->pdisk->entries[idx].length != len)
+		return NULL;
+	return &d->pdisk->entries[idx];
+}
+
+/* Change tracking says the chunk at idx did not change: take the parent's entry. */
+static bool is_copy(const struct bctx *b, const struct bdisk *d, uint64_t idx)
+{
+	uint64_t off = idx * b->cs;
+	uint32_t len = (uint32_t)(d->size - off < b->cs ? d->size - off : b->cs);
+
+	return d->parent != NULL && parent_entry(b, d, idx) != NULL &&
+	       !engine_extents_overlap(d->src->changed, off, len);
+}
+
+/* Load the parent's block map g of disk d (NULL on any problem: those entries are then
+ * stored whole, which is always correct). */
+static struct engine_blockmap_rec *load_parent_map(struct bctx *b, struct engine_codec *c,
+                                                   const struct bdisk *d, size_t g, size_t *pn)
+{
+	size_t cap = engine_blockmap_plain_max(b->cs, d->pdisk->map_group);
+	uint8_t *sealed = xmalloc(engine_sealed_bound(cap)), *plain = xmalloc(cap);
+	struct engine_blockmap_rec *recs = NULL;
+	size_t n = 0, plen = 0;
+	struct err e;
+
+	*pn = 0;
+	if (engine_repo_chunk_read(b->repo, d->pdisk->map_ids[g], sealed, engine_sealed_bound(cap),
+	                           &n, &e) != STATUS_OK ||
+	    engine_codec_open(c, ENGINE_KIND_CHUNK, d->pdisk->map_ids[g], sealed, n, plain, cap,
+	                      &plen, &e) != STATUS_OK ||
+	    engine_blockmap_decode(plain, plen, &recs, pn, &e) != STATUS_OK) {
+		atomic_fetch_add(&b->maps_unreadable, 1);
+		recs = NULL;
+		*pn = 0;
+	}
+	free(sealed);
+	free(plain);
+	return recs;
+}
+
+static struct mgroup *group_start(struct bctx *b, struct engine_codec **c, size_t di,
+                                  uint64_t first, uint64_t n_entries)
+{
+	struct bdisk *d = &b->disks[di];
+	struct mgroup *mg = xcalloc(1, sizeof(*mg));
+
+	mg->disk = di;
+	mg->g = first / b->map_group;
+	mg->first = first;
+	mg->n = n_entries - first < b->map_group ? n_entries - first : b->map_group;
+	mg->recs = xcalloc(mg->n, sizeof(*mg->recs));
+	if (d->pdisk != NULL && (d->pdisk->flags & ENGINE_DISK_HAS_MAPS) &&
+	    d->pdisk->map_group == b->map_group && mg->g < d->pdisk->n_maps) {
+		size_t pfirst_n = d->pdisk->n_entries - first < b->map_group
+		                          ? d->pdisk->n_entries - first
+		                          : b->map_group;
+		bool all = d->parent != NULL && pfirst_n == mg->n;
+
+		for (size_t j = 0; all && j < mg->n; j++)
+			all = is_copy(b, d, first + j);
+		if (all) {
+			mg->reuse = true;
+		} else {
+			if (*c == NULL)
+				*c = engine_codec_new(b->keys, b->level, false);
+			mg->prec = load_parent_map(b, *c, d, mg->g, &mg->pn);
+		}
+	}
+	*b->groups_tail = mg;
+	b->groups_tail = &mg->next;
+	return mg;
+}
+
 static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *tm)
 {
 	struct bdisk *d = &b->disks[di];
 	uint64_t n = (d->size + b->cs - 1) / b->cs;
+	struct engine_codec *mc = NULL; /* for parent block maps */
+	struct mgroup *mg = NULL;
 	struct err e;
 
 	for (uint64_t idx = 0; idx < n && !stopping(b); idx++) {
@@ -187,12 +299,13 @@ static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *t
 		it->idx = idx;
 		it->off = idx * b->cs;
 		it->len = (uint32_t)(d->size - it->off < b->cs ? d->size - it->off : b->cs);
-		if (d->parent != NULL && idx < d->parent->n_entries &&
-		    d->parent->entries[idx].offset == it->off &&
-		    d->parent->entries[idx].length == it->len &&
-		    !engine_extents_overlap(d->src->changed, it->off, it->len)) {
+		if (d->maps && idx % b->map_group == 0)
+			mg = group_start(b, &mc, di, idx, n);
+		it->mg = d->maps ? mg : NULL;
+		it->pentry = parent_entry(b, d, idx);
+		if (is_copy(b, d, idx)) {
 			it->copy = true;
-			it->entry = d->parent->entries[idx];
+			it->entry = *it->pentry;
 		} else {
 			double t0 = engine_now();
 
@@ -210,13 +323,14 @@ static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *t
 				fail(b, STATUS_IO, &e);
 				engine_pool_put(&b->pool, it->buf);
 				free(it);
-				return;
+				break;
 			}
 			atomic_fetch_add(&b->bytes_read, it->len);
 		}
 		if (!push_item(b, it))
-			return;
+			break;
 	}
+	engine_codec_free(mc);
 }
 
 static void read_cdc(struct bctx *b, size_t di, struct engine_backup_timing *tm)
@@ -320,58 +434,160 @@ static void *hasher_main(void *arg)
 
 /* ---- workers ---- */
 
+/* Block map record of a parent entry that is all zeros (such entries need no stored map). */
+static void zero_rec(const struct bctx *b, struct engine_codec *c, uint32_t len,
+                     struct engine_blockmap_rec *r)
+{
+	static const uint8_t zeros[ENGINE_BLOCK];
+	uint32_t nb = engine_blocks(len);
+
+	engine_blockmap_rec_alloc(r, nb);
+	for (uint32_t i = 0; i < nb; i++)
+		memcpy(r->fps + (size_t)i * ENGINE_FP_LEN, b->zfp, ENGINE_FP_LEN);
+	if (len % ENGINE_BLOCK != 0)
+		engine_codec_fingerprints(c, zeros, len % ENGINE_BLOCK,
+		                          r->fps + (size_t)(nb - 1) * ENGINE_FP_LEN);
+}
+
+/* With a block map of the parent's entry: find the blocks that changed since the parent.
+ * Returns true when the entry needs nothing stored (it->entry set: the parent's entry, or
+ * the base chunk when every block is back to the base's content); otherwise sets it->patch
+ * and fills pbuf and plen when a patch against the base is small enough. The new record
+ * gets the blocks that differ from the base and the base's fingerprints of those. */
+static bool diff_parent(struct bctx *b, struct engine_codec *c, struct bitem *it, uint8_t *pbuf,
+                        size_t *plen)
+{
+	const struct engine_manifest_entry *pe = it->pentry;
+	const struct engine_blockmap_rec *pm = NULL;
+	struct engine_blockmap_rec zr = { 0 };
+	struct engine_blockmap_rec *r = &it->rec;
+	uint32_t nb = r->nblocks, k = 0, nk = 0;
+	size_t j = it->idx - it->mg->first;
+	bool changed = false, zero_base;
+
+	if (pe == NULL)
+		return false;
+	if (pe->kind == ENGINE_ENTRY_ZERO) {
+		zero_rec(b, c, it->len, &zr);
+		pm = &zr;
+	} else if (it->mg->prec != NULL && j < it->mg->pn && it->mg->prec[j].has &&
+	           it->mg->prec[j].nblocks == nb) {
+		pm = &it->mg->prec[j];
+	}
+	if (pm == NULL)
+		return false;
+	for (uint32_t i = 0; i < nb; i++) {
+		const uint8_t *nf = r->fps + (size_t)i * ENGINE_FP_LEN;
+		const uint8_t *pf = pm->fps + (size_t)i * ENGINE_FP_LEN;
+		const uint8_t *bf = pf; /* the base's fingerprint of block i */
+
+		if (pm->patched[i / 8] & (1u << (i % 8)))
+			bf = pm->base_fps + (size_t)(k++) * ENGINE_FP_LEN;
+		changed |= memcmp(nf, pf, ENGINE_FP_LEN) != 0;
+		if (memcmp(nf, bf, ENGINE_FP_LEN) != 0) {
+			r->patched[i / 8] |= (uint8_t)(1u << (i % 8));
+			memcpy(r->base_fps + (size_t)(nk++) * ENGINE_FP_LEN, bf, ENGINE_FP_LEN);
+		}
+	}
+	engine_blockmap_rec_cleanup(&zr);
+	zero_base = pe->kind == ENGINE_ENTRY_ZERO || pe->kind == ENGINE_ENTRY_ZPATCH;
+	if (!changed && pe->kind != ENGINE_ENTRY_ZERO) {
+		it->entry = *pe;
+		return true;
+	}
+	if (nk == 0 && !zero_base) { /* every block back to the base's content */
+		it->entry.kind = ENGINE_ENTRY_DATA;
+		memcpy(it->entry.id, pe->kind == ENGINE_ENTRY_DATA ? pe->id : pe->base,
+		       ENGINE_ID_LEN);
+		return true;
+	}
+	if (nk > 0 && engine_patch_set_bytes(r->patched, it->len, NULL) <= it->len / 2) {
+		*plen = engine_patch_build(it->buf, it->len, r->patched, pbuf);
+		it->patch = true;
+		if (zero_base) {
+			it->entry.kind = ENGINE_ENTRY_ZPATCH;
+		} else {
+			it->entry.kind = ENGINE_ENTRY_PATCH;
+			memcpy(it->entry.base, pe->kind == ENGINE_ENTRY_DATA ? pe->id : pe->base,
+			       ENGINE_ID_LEN);
+		}
+	} else {
+		/* stored whole: the new chunk is its own base */
+		memset(r->patched, 0, ((size_t)nb + 7) / 8);
+	}
+	return false;
+}
+
+static void work_item(struct bctx *b, struct engine_codec *c, struct bitem *it, uint8_t *sealed,
+                      uint8_t *pbuf, struct engine_backup_timing *tm)
+{
+	double t0 = engine_now(), t1 = 0, t2 = 0;
+	const uint8_t *plain = it->buf;
+	size_t plen = it->len;
+	struct err e;
+
+	it->entry.offset = it->off;
+	it->entry.length = it->len;
+	if (engine_is_zero(it->buf, it->len)) {
+		it->entry.kind = ENGINE_ENTRY_ZERO;
+		tm->id += engine_now() - t0;
+		return;
+	}
+	it->entry.kind = ENGINE_ENTRY_DATA;
+	if (it->mg != NULL) {
+		engine_blockmap_rec_alloc(&it->rec, engine_blocks(it->len));
+		engine_codec_fingerprints(c, it->buf, it->len, it->rec.fps);
+		if (diff_parent(b, c, it, pbuf, &plen)) {
+			it->known = true;
+			tm->id += engine_now() - t0;
+			return;
+		}
+		if (it->patch)
+			plain = pbuf;
+	}
+	engine_codec_id(c, plain, plen, it->entry.id);
+	if (engine_repo_chunk_exists(b->repo, it->entry.id)) {
+		it->known = true;
+	} else {
+		size_t sl = 0;
+		t1 = engine_now();
+		enum status st = engine_codec_seal(c, ENGINE_KIND_CHUNK, it->entry.id, plain, plen,
+		                                   sealed, &sl, &e);
+		t2 = engine_now();
+
+		/* Written now, made durable and visible in batches by the collector: one
+		 * fdatasync per chunk right here costs ~3 ms each and serialises on the
+		 * journal. */
+		if (st == STATUS_OK)
+			st = engine_repo_chunk_stage(b->repo, it->entry.id, sealed, sl, &it->staged,
+			                             &e);
+		if (st != STATUS_OK)
+			fail(b, st, &e);
+		else
+			it->staged_ok = true;
+	}
+	double t3 = engine_now();
+	if (t1 > 0) {
+		tm->id += t1 - t0;
+		tm->seal += t2 - t1;
+		tm->stage += t3 - t2;
+	} else {
+		tm->id += t3 - t0;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct bctx *b = arg;
 	struct engine_codec *c = engine_codec_new(b->keys, b->level, !b->o->no_compress);
 	uint8_t *sealed = xmalloc(engine_sealed_bound(b->bufsize));
+	uint8_t *pbuf = xmalloc(engine_patch_bound((uint32_t)b->bufsize));
 	struct engine_backup_timing tm = { 0 };
 	struct bitem *it;
-	struct err e;
 
 	while ((it = engine_queue_pop(&b->work)) != NULL) {
-		if (!it->copy && !stopping(b)) {
-			double t0 = engine_now(), t1 = 0, t2 = 0;
-
-			it->entry.offset = it->off;
-			it->entry.length = it->len;
-			if (engine_is_zero(it->buf, it->len)) {
-				it->entry.kind = ENGINE_ENTRY_ZERO;
-			} else {
-				it->entry.kind = ENGINE_ENTRY_DATA;
-				engine_codec_id(c, it->buf, it->len, it->entry.id);
-				if (engine_repo_chunk_exists(b->repo, it->entry.id)) {
-					it->known = true;
-				} else {
-					size_t sl = 0;
-					t1 = engine_now();
-					enum status st = engine_codec_seal(
-					        c, ENGINE_KIND_CHUNK, it->entry.id, it->buf,
-					        it->len, sealed, &sl, &e);
-					t2 = engine_now();
-
-					/* Written now, made durable and visible in batches by
-					 * the collector: one fdatasync per chunk right here
-					 * costs ~3 ms each and serialises on the journal. */
-					if (st == STATUS_OK)
-						st = engine_repo_chunk_stage(b->repo, it->entry.id,
-						                             sealed, sl,
-						                             &it->staged, &e);
-					if (st != STATUS_OK)
-						fail(b, st, &e);
-					else
-						it->staged_ok = true;
-				}
-			}
-			double t3 = engine_now();
-			if (t1 > 0) {
-				tm.id += t1 - t0;
-				tm.seal += t2 - t1;
-				tm.stage += t3 - t2;
-			} else {
-				tm.id += t3 - t0;
-			}
-		}
+		if (!it->copy && !stopping(b))
+			work_item(b, c, it, sealed, pbuf, &tm);
 		if (it->buf) {
 			buf_release(b, it->buf, it->h);
 			it->buf = NULL;
@@ -384,6 +600,7 @@ static void *worker_main(void *arg)
 	if (atomic_fetch_sub(&b->workers_left, 1) == 1)
 		engine_queue_close(&b->done);
 	free(sealed);
+	free(pbuf);
 	engine_codec_free(c);
 	return NULL;
 }
@@ -448,6 +665,14 @@ static enum status open_disks(struct bctx *b, const struct engine_disk_source *s
 				d->has_sha = false; /* unread parts cannot be hashed */
 			}
 		}
+		if (parent != NULL && !b->o->cdc) {
+			const struct engine_manifest_disk *pd =
+			        engine_manifest_disk_find(parent, src[i].name);
+
+			if (pd != NULL && !(pd->flags & ENGINE_DISK_CDC) && pd->chunk_size == b->cs)
+				d->pdisk = pd;
+		}
+		d->maps = !b->o->cdc;
 		d->sha = EVP_MD_CTX_new();
 		if (d->sha == NULL || EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL) != 1)
 			return err_set(e, STATUS_INTERNAL, "SHA-256 init failed");
@@ -456,6 +681,8 @@ static enum status open_disks(struct bctx *b, const struct engine_disk_source *s
 			d->entries =
 			        xcalloc(d->cap_entries ? d->cap_entries : 1, sizeof(*d->entries));
 			d->n_entries = d->cap_entries;
+			d->n_maps = (d->n_entries + b->map_group - 1) / b->map_group;
+			d->map_ids = xcalloc(d->n_maps ? d->n_maps : 1, ENGINE_ID_LEN);
 		}
 	}
 	return STATUS_OK;
@@ -468,6 +695,7 @@ static void close_disks(struct bctx *b)
 			close(b->disks[i].fd);
 		EVP_MD_CTX_free(b->disks[i].sha);
 		free(b->disks[i].entries);
+		free(b->disks[i].map_ids);
 	}
 	free(b->disks);
 }
@@ -480,8 +708,15 @@ struct batch {
 
 static void account(struct bitem *it, struct engine_backup_result *res)
 {
+	if (it->is_map) {
+		res->maps_new += it->is_new;
+		res->bytes_stored += it->stored;
+		return;
+	}
 	res->chunks_total++;
-	if (it->copy)
+	if (it->patch)
+		res->chunks_patch++;
+	else if (it->copy)
 		res->chunks_parent++;
 	else if (it->entry.kind == ENGINE_ENTRY_ZERO)
 		res->chunks_zero++;
@@ -524,6 +759,7 @@ static void batch_flush(struct bctx *b, struct batch *bt, struct engine_backup_r
 				it->known = true;
 		}
 		account(it, res);
+		engine_blockmap_rec_cleanup(&it->rec);
 		free(it);
 	}
 	/* Make the new directory entries durable now, while the workers run on, rather than
@@ -556,6 +792,76 @@ static void collect(struct bctx *b, struct bitem *it, struct engine_backup_resul
 	if (it->idx + 1 > d->n_entries)
 		d->n_entries = it->idx + 1;
 	d->entries[it->idx] = it->entry;
+}
+
+static void batch_add(struct bctx *b, struct batch *bt, struct bitem *it,
+                      struct engine_backup_result *res)
+{
+	bt->v[bt->n++] = it;
+	bt->bytes += it->staged.len;
+	if (bt->n == BATCH_MAX_FILES || bt->bytes >= BATCH_MAX_BYTES)
+		batch_flush(b, bt, res);
+}
+
+/* Every entry of the group is in: store its block map (or reuse the parent's). */
+static void group_finish(struct bctx *b, struct engine_codec *c, struct mgroup *mg,
+                         struct batch *bt, struct engine_backup_result *res)
+{
+	struct bdisk *d = &b->disks[mg->disk];
+	struct err e;
+
+	if (mg->reuse) {
+		memcpy(d->map_ids[mg->g], d->pdisk->map_ids[mg->g], ENGINE_ID_LEN);
+	} else if (!stopping(b)) {
+		size_t plen = 0, sl = 0;
+		uint8_t *plain = engine_blockmap_encode(mg->recs, mg->n, &plen);
+		struct bitem *mit = xcalloc(1, sizeof(*mit));
+
+		mit->is_map = true;
+		engine_codec_id(c, plain, plen, d->map_ids[mg->g]);
+		if (!engine_repo_chunk_exists(b->repo, d->map_ids[mg->g])) {
+			uint8_t *sealed = xmalloc(engine_sealed_bound(plen));
+			enum status st = engine_codec_seal(c, ENGINE_KIND_CHUNK, d->map_ids[mg->g],
+			                                   plain, plen, sealed, &sl, &e);
+
+			if (st == STATUS_OK)
+				st = engine_repo_chunk_stage(b->repo, d->map_ids[mg->g], sealed, sl,
+				                             &mit->staged, &e);
+			free(sealed);
+			if (st != STATUS_OK) {
+				fail(b, st, &e);
+			} else {
+				mit->staged_ok = true;
+				batch_add(b, bt, mit, res);
+				mit = NULL;
+			}
+		}
+		free(mit);
+		free(plain);
+	}
+	engine_blockmap_free(mg->prec, mg->pn);
+	engine_blockmap_free(mg->recs, mg->n);
+	mg->prec = NULL;
+	mg->recs = NULL;
+}
+
+/* Hand an entry's block map record to its group (moved, or copied from the parent's map for
+ * an entry taken over by change tracking). */
+static void group_collect(struct bctx *b, struct engine_codec *c, struct bitem *it,
+                          struct batch *bt, struct engine_backup_result *res)
+{
+	struct mgroup *mg = it->mg;
+	size_t j = it->idx - mg->first;
+
+	if (it->copy) {
+		if (mg->prec != NULL && j < mg->pn)
+			engine_blockmap_rec_copy(&mg->recs[j], &mg->prec[j]);
+	} else {
+		mg->recs[j] = it->rec;
+		memset(&it->rec, 0, sizeof(it->rec));
+	}
+	if (++mg->collected == mg->n)
+		group_finish(b, c, mg, bt, res);
 }
 
 static void report(struct bctx *b, const struct engine_backup_result *res, uint64_t done, double t0)
@@ -602,6 +908,12 @@ static enum status commit(struct bctx *b, struct engine_codec *c, const char *rp
 			md->flags |= ENGINE_DISK_HAS_SHA256;
 		md->n_entries = d->n_entries;
 		md->entries = d->entries;
+		if (d->maps) {
+			md->flags |= ENGINE_DISK_HAS_MAPS;
+			md->map_group = b->map_group;
+			md->n_maps = d->n_maps;
+			md->map_ids = d->map_ids;
+		}
 	}
 	/* Every chunk file was fdatasync'ed; make their directory entries durable too before
 	 * the manifest that references them can appear. */
@@ -639,8 +951,15 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	b.o = o;
 	b.cs = o->chunk_size ? o->chunk_size : ENGINE_CHUNK_SIZE_DEFAULT;
 	b.level = o->zstd_level_set ? o->zstd_level : ENGINE_ZSTD_LEVEL_DEFAULT;
+	b.map_group = ENGINE_MAP_GROUP_DEFAULT;
+	b.groups_tail = &b.groups;
 	pthread_mutex_init(&b.emu, NULL);
 	c = engine_codec_new(keys, b.level, !o->no_compress);
+	{
+		static const uint8_t zeros[ENGINE_BLOCK];
+
+		engine_codec_fingerprints(c, zeros, ENGINE_BLOCK, b.zfp);
+	}
 
 	if (b.cs % 4096 != 0 || b.cs > ENGINE_CHUNK_MAX || b.cs == 0) {
 		st = err_set(e, STATUS_INVALID, "chunk size must be a multiple of 4096, <= 8 MiB");
@@ -728,13 +1047,13 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	while ((it = engine_queue_pop(&b.done)) != NULL) {
 		collect(&b, it, res);
 		done_bytes += it->len;
+		if (it->mg != NULL)
+			group_collect(&b, c, it, bt, res);
 		if (it->staged_ok) {
-			bt->v[bt->n++] = it;
-			bt->bytes += it->staged.len;
-			if (bt->n == BATCH_MAX_FILES || bt->bytes >= BATCH_MAX_BYTES)
-				batch_flush(&b, bt, res);
+			batch_add(&b, bt, it, res);
 		} else {
 			account(it, res);
+			engine_blockmap_rec_cleanup(&it->rec);
 			free(it);
 		}
 		double now = engine_now();
@@ -758,6 +1077,15 @@ out_pipeline:
 	engine_queue_cleanup(&b.done);
 	engine_queue_cleanup(&b.hash);
 	engine_pool_cleanup(&b.pool);
+	while (b.groups != NULL) {
+		struct mgroup *g = b.groups;
+
+		b.groups = g->next;
+		engine_blockmap_free(g->prec, g->pn);
+		engine_blockmap_free(g->recs, g->n);
+		free(g);
+	}
+	res->maps_unreadable = atomic_load(&b.maps_unreadable);
 	res->bytes_read = atomic_load(&b.bytes_read);
 	res->timing.read = b.timing.read;
 	res->timing.read_wait = b.timing.read_wait;

@@ -20,8 +20,12 @@ struct engine_codec {
 	struct engine_tenant_keys keys;
 	int level;
 	bool compress;
+	bool check_ids;
 	EVP_MAC *mac;
 	EVP_MAC_CTX *mctx;
+	EVP_MAC *fmac; /* Poly1305 for block fingerprints */
+	EVP_MAC_CTX *fmctx;
+	uint8_t fp_key[32]; /* HMAC(id key, "cairn-block-fingerprint-v1") */
 	EVP_CIPHER_CTX *cctx;
 	ZSTD_CCtx *zc;
 	ZSTD_DCtx *zd;
@@ -51,17 +55,30 @@ struct engine_codec *engine_codec_new(const struct engine_tenant_keys *tk, int z
 	c->keys = *tk;
 	c->level = zstd_level;
 	c->compress = compress;
+	c->check_ids = true;
 	c->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	c->mctx = c->mac ? EVP_MAC_CTX_new(c->mac) : NULL;
+	c->fmac = EVP_MAC_fetch(NULL, "POLY1305", NULL);
+	c->fmctx = c->fmac ? EVP_MAC_CTX_new(c->fmac) : NULL;
 	c->cctx = EVP_CIPHER_CTX_new();
 	c->zc = ZSTD_createCCtx();
 	c->zd = ZSTD_createDCtx();
-	if (c->mctx == NULL || c->cctx == NULL || c->zc == NULL || c->zd == NULL)
+	if (c->mctx == NULL || c->fmctx == NULL || c->cctx == NULL || c->zc == NULL ||
+	    c->zd == NULL)
 		abort(); /* allocation failure inside a library: treat as OOM */
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
 	if (EVP_MAC_init(c->mctx, c->keys.id_key, ENGINE_KEY_LEN, params) != 1)
 		abort();
+	{
+		static const char label[] = "cairn-block-fingerprint-v1";
+		size_t outl = 0;
+
+		if (EVP_MAC_update(c->mctx, (const uint8_t *)label, sizeof(label) - 1) != 1 ||
+		    EVP_MAC_final(c->mctx, c->fp_key, &outl, sizeof(c->fp_key)) != 1 ||
+		    outl != sizeof(c->fp_key))
+			abort();
+	}
 	ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel, zstd_level);
 	ZSTD_CCtx_setParameter(c->zc, ZSTD_c_checksumFlag, 0);
 	ZSTD_DCtx_setParameter(c->zd, ZSTD_d_windowLogMax, ENGINE_ZSTD_WINDOWLOG_MAX);
@@ -73,8 +90,11 @@ void engine_codec_free(struct engine_codec *c)
 	if (c == NULL)
 		return;
 	engine_key_wipe(&c->keys, sizeof(c->keys));
+	engine_key_wipe(c->fp_key, sizeof(c->fp_key));
 	EVP_MAC_CTX_free(c->mctx);
 	EVP_MAC_free(c->mac);
+	EVP_MAC_CTX_free(c->fmctx);
+	EVP_MAC_free(c->fmac);
 	EVP_CIPHER_CTX_free(c->cctx);
 	ZSTD_freeCCtx(c->zc);
 	ZSTD_freeDCtx(c->zd);
@@ -102,6 +122,28 @@ void engine_codec_id(struct engine_codec *c, const void *p, size_t n, uint8_t id
 	if (EVP_MAC_init(c->mctx, NULL, 0, NULL) != 1 || EVP_MAC_update(c->mctx, p, n) != 1 ||
 	    EVP_MAC_final(c->mctx, id, &outl, ENGINE_ID_LEN) != 1 || outl != ENGINE_ID_LEN)
 		abort();
+}
+
+void engine_codec_fingerprints(struct engine_codec *c, const void *p, size_t n, uint8_t *fps)
+{
+	const uint8_t *b = p;
+
+	for (size_t off = 0; off < n; off += ENGINE_BLOCK, fps += ENGINE_FP_LEN) {
+		size_t len = n - off < ENGINE_BLOCK ? n - off : ENGINE_BLOCK;
+		size_t outl = 0;
+
+		/* Poly1305 takes its key per message: init with the key every block. */
+		if (EVP_MAC_init(c->fmctx, c->fp_key, sizeof(c->fp_key), NULL) != 1 ||
+		    EVP_MAC_update(c->fmctx, b + off, len) != 1 ||
+		    EVP_MAC_final(c->fmctx, fps, &outl, ENGINE_FP_LEN) != 1 ||
+		    outl != ENGINE_FP_LEN)
+			abort();
+	}
+}
+
+void engine_codec_check_ids(struct engine_codec *c, bool check)
+{
+	c->check_ids = check;
 }
 
 size_t engine_sealed_bound(size_t n)
@@ -226,7 +268,7 @@ enum status engine_codec_open(struct engine_codec *c, uint8_t kind, const uint8_
 			return err_set(e, STATUS_CORRUPT, "decompression failed: %s",
 			               ZSTD_isError(r) ? ZSTD_getErrorName(r) : "length mismatch");
 	}
-	if (kind == ENGINE_KIND_CHUNK) {
+	if (kind == ENGINE_KIND_CHUNK && c->check_ids) {
 		uint8_t got[ENGINE_ID_LEN];
 
 		engine_codec_id(c, out, h.plain_len, got);

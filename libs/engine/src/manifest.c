@@ -17,6 +17,7 @@ void engine_manifest_free(struct engine_manifest *m)
 	for (size_t i = 0; i < m->n_disks; i++) {
 		free(m->disks[i].name);
 		free(m->disks[i].entries);
+		free(m->disks[i].map_ids);
 	}
 	free(m->disks);
 	free(m->rp_id);
@@ -59,7 +60,7 @@ uint8_t *engine_manifest_encode(const struct engine_manifest *m, size_t *n)
 
 	buf_init(&b);
 	buf_append(&b, MAGIC, 4);
-	put_u(&b, 1, 4);
+	put_u(&b, 2, 4);
 	put_str(&b, m->rp_id);
 	put_str(&b, m->parent_id);
 	put_str(&b, m->tenant);
@@ -82,8 +83,16 @@ uint8_t *engine_manifest_encode(const struct engine_manifest *m, size_t *n)
 			put_u(&b, en->offset, 8);
 			put_u(&b, en->length, 4);
 			put_u(&b, en->kind, 1);
-			if (en->kind == ENGINE_ENTRY_DATA)
+			if (en->kind != ENGINE_ENTRY_ZERO)
 				buf_append(&b, en->id, ENGINE_ID_LEN);
+			if (en->kind == ENGINE_ENTRY_PATCH)
+				buf_append(&b, en->base, ENGINE_ID_LEN);
+		}
+		if (d->flags & ENGINE_DISK_HAS_MAPS) {
+			put_u(&b, d->map_group, 4);
+			put_u(&b, d->n_maps, 8);
+			for (size_t j = 0; j < d->n_maps; j++)
+				buf_append(&b, d->map_ids[j], ENGINE_ID_LEN);
 		}
 	}
 	*n = b.len;
@@ -142,8 +151,11 @@ struct engine_manifest *engine_manifest_decode(const uint8_t *p, size_t n, struc
 	struct engine_manifest *m;
 	uint8_t magic[4];
 
+	uint64_t version;
+
 	get_bytes(&r, magic, 4);
-	if (r.bad || memcmp(magic, MAGIC, 4) != 0 || get_u(&r, 4) != 1) {
+	version = get_u(&r, 4);
+	if (r.bad || memcmp(magic, MAGIC, 4) != 0 || (version != 1 && version != 2)) {
 		err_set(e, STATUS_CORRUPT, "manifest: bad magic or version");
 		return NULL;
 	}
@@ -180,10 +192,14 @@ struct engine_manifest *engine_manifest_decode(const uint8_t *p, size_t n, struc
 			en->offset = get_u(&r, 8);
 			en->length = (uint32_t)get_u(&r, 4);
 			en->kind = (uint8_t)get_u(&r, 1);
-			if (en->kind == ENGINE_ENTRY_DATA)
+			if (en->kind == ENGINE_ENTRY_DATA ||
+			    (version >= 2 &&
+			     (en->kind == ENGINE_ENTRY_PATCH || en->kind == ENGINE_ENTRY_ZPATCH)))
 				get_bytes(&r, en->id, ENGINE_ID_LEN);
 			else if (en->kind != ENGINE_ENTRY_ZERO)
 				goto bad;
+			if (en->kind == ENGINE_ENTRY_PATCH)
+				get_bytes(&r, en->base, ENGINE_ID_LEN);
 			if (r.bad || en->offset != pos || en->length == 0 ||
 			    en->length > ENGINE_CHUNK_MAX)
 				goto bad;
@@ -191,6 +207,20 @@ struct engine_manifest *engine_manifest_decode(const uint8_t *p, size_t n, struc
 		}
 		if (pos != d->size)
 			goto bad;
+		if (version < 2 && (d->flags & ENGINE_DISK_HAS_MAPS))
+			goto bad;
+		if (d->flags & ENGINE_DISK_HAS_MAPS) {
+			uint64_t g = get_u(&r, 4), nm = get_u(&r, 8);
+
+			if (r.bad || g == 0 || g > 65536 || (d->flags & ENGINE_DISK_CDC) ||
+			    nm != (ne + g - 1) / g || nm > (r.n - r.off) / ENGINE_ID_LEN)
+				goto bad;
+			d->map_group = (uint32_t)g;
+			d->n_maps = nm;
+			d->map_ids = xcalloc(nm ? nm : 1, ENGINE_ID_LEN);
+			for (size_t j = 0; j < nm; j++)
+				get_bytes(&r, d->map_ids[j], ENGINE_ID_LEN);
+		}
 	}
 	if (r.bad || r.off != r.n)
 		goto bad;

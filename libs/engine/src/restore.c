@@ -17,6 +17,7 @@
 #include "engine/backup.h"
 #include "engine/chunk.h"
 #include "engine/manifest.h"
+#include "engine/patch.h"
 
 #include "engine_internal.h"
 
@@ -32,29 +33,61 @@ static bool is_cancelled(const atomic_bool *c)
 	return c != NULL && atomic_load(c);
 }
 
-/* Read, authenticate, decompress and check one chunk into out (cap = entry length). */
-static enum status fetch_chunk(struct engine_repo *repo, struct engine_codec *c,
-                               const struct engine_manifest_entry *en, uint8_t *sealed,
-                               size_t sealed_cap, uint8_t *out, struct err *e)
+/* Read, authenticate, decompress (and check the id of) one object into out (capacity cap).
+ * want > 0: the plaintext must have exactly that length. */
+static enum status fetch_object(struct engine_repo *repo, struct engine_codec *c,
+                                const uint8_t id[ENGINE_ID_LEN], uint8_t *sealed, size_t sealed_cap,
+                                uint8_t *out, size_t cap, size_t want, size_t *plen, struct err *e)
 {
-	size_t n = 0, plen = 0;
-	enum status st = engine_repo_chunk_read(repo, en->id, sealed, sealed_cap, &n, e);
+	size_t n = 0;
+	enum status st = engine_repo_chunk_read(repo, id, sealed, sealed_cap, &n, e);
 
+	*plen = 0;
 	if (st != STATUS_OK)
 		return st;
-	st = engine_codec_open(c, ENGINE_KIND_CHUNK, en->id, sealed, n, out, en->length, &plen, e);
-	if (st == STATUS_OK && plen != en->length)
-		st = err_set(e, STATUS_CORRUPT, "length %zu, manifest says %u", plen, en->length);
+	st = engine_codec_open(c, ENGINE_KIND_CHUNK, id, sealed, n, out, cap, plen, e);
+	if (st == STATUS_OK && want > 0 && *plen != want)
+		st = err_set(e, STATUS_CORRUPT, "length %zu, manifest says %zu", *plen, want);
 	return st;
 }
 
-static void chunk_error(struct err *e, enum status st, const char *rp_id,
-                        const struct engine_manifest_entry *en)
+/* The bytes of one entry into out (en->length bytes): a chunk, or base + patch.
+ * pscratch holds engine_patch_bound(en->length) bytes. *bad_id gets the object at fault. */
+static enum status fetch_entry(struct engine_repo *repo, struct engine_codec *c,
+                               const struct engine_manifest_entry *en, uint8_t *sealed,
+                               size_t sealed_cap, uint8_t *out, uint8_t *pscratch,
+                               const uint8_t **bad_id, struct err *e)
+{
+	size_t plen = 0;
+	enum status st;
+
+	*bad_id = en->id;
+	if (en->kind == ENGINE_ENTRY_DATA)
+		return fetch_object(repo, c, en->id, sealed, sealed_cap, out, en->length,
+		                    en->length, &plen, e);
+	if (en->kind == ENGINE_ENTRY_PATCH) {
+		*bad_id = en->base;
+		st = fetch_object(repo, c, en->base, sealed, sealed_cap, out, en->length,
+		                  en->length, &plen, e);
+		if (st != STATUS_OK)
+			return st;
+		*bad_id = en->id;
+	} else {
+		memset(out, 0, en->length);
+	}
+	st = fetch_object(repo, c, en->id, sealed, sealed_cap, pscratch,
+	                  engine_patch_bound(en->length), 0, &plen, e);
+	if (st == STATUS_OK)
+		st = engine_patch_apply(out, en->length, pscratch, plen, e);
+	return st;
+}
+
+static void chunk_error(struct err *e, enum status st, const char *rp_id, const uint8_t *id)
 {
 	char hex[2 * ENGINE_ID_LEN + 1];
 	char why[128];
 
-	engine_hex_encode(en->id, ENGINE_ID_LEN, hex);
+	engine_hex_encode(id, ENGINE_ID_LEN, hex);
 	snprintf(why, sizeof(why), "%.120s", e ? e->msg : "");
 	err_set(e, st, "restore point %s: chunk %s %s (%s)", rp_id, hex,
 	        st == STATUS_NOT_FOUND ? "missing" : "corrupt", why);
@@ -113,7 +146,7 @@ static void *rdispatch_main(void *arg)
 		it->idx = i;
 		/* Buffers are taken in entry order, so the in-order collector can always make
 		 * progress: the oldest outstanding entry always holds a buffer. */
-		if (r->d->entries[i].kind == ENGINE_ENTRY_DATA)
+		if (r->d->entries[i].kind != ENGINE_ENTRY_ZERO)
 			it->buf = engine_pool_get(&r->pool);
 		if (!engine_queue_push(&r->work, it)) {
 			if (it->buf)
@@ -130,19 +163,26 @@ static void *rworker_main(void *arg)
 {
 	struct rctx *r = arg;
 	struct engine_codec *c = engine_codec_new(r->keys, 0, false);
-	size_t scap = engine_sealed_bound(r->maxlen);
+	size_t scap = engine_sealed_bound(engine_patch_bound((uint32_t)r->maxlen));
 	uint8_t *sealed = xmalloc(scap);
+	uint8_t *pscratch = xmalloc(engine_patch_bound((uint32_t)r->maxlen));
 	struct ritem *it;
 	struct err e;
 
+	/* The GCM tag binds every object to its id; the whole-image SHA-256 checks the
+	 * assembled bytes before the output is renamed into place: with it, recomputing each
+	 * chunk's HMAC id is redundant work (verify still does it). */
+	engine_codec_check_ids(c, !(r->d->flags & ENGINE_DISK_HAS_SHA256));
 	while ((it = engine_queue_pop(&r->work)) != NULL) {
 		const struct engine_manifest_entry *en = &r->d->entries[it->idx];
 
 		if (it->buf != NULL && !rstop(r)) {
-			enum status st = fetch_chunk(r->repo, c, en, sealed, scap, it->buf, &e);
+			const uint8_t *bad = en->id;
+			enum status st = fetch_entry(r->repo, c, en, sealed, scap, it->buf,
+			                             pscratch, &bad, &e);
 
 			if (st != STATUS_OK) {
-				chunk_error(&e, st, r->rp_id, en);
+				chunk_error(&e, st, r->rp_id, bad);
 				rfail(r, st, &e);
 			}
 		}
@@ -154,6 +194,8 @@ static void *rworker_main(void *arg)
 	}
 	if (atomic_fetch_sub(&r->workers_left, 1) == 1)
 		engine_queue_close(&r->done);
+	engine_key_wipe(pscratch, engine_patch_bound((uint32_t)r->maxlen));
+	free(pscratch);
 	free(sealed);
 	engine_codec_free(c);
 	return NULL;
@@ -446,52 +488,72 @@ out:
 
 /* ---- verify ---- */
 
+/* One object a restore point references: a chunk, a patch or a block map. */
+struct vref {
+	uint8_t id[ENGINE_ID_LEN];
+	size_t cap;  /* largest plaintext it may have */
+	size_t want; /* exact plaintext length (chunks), or 0 */
+};
+
 struct vctx {
 	struct engine_repo *repo;
 	const struct engine_tenant_keys *keys;
 	const struct engine_restore_opts *o;
-	const struct engine_manifest_entry **uniq;
+	struct vref *uniq;
 	size_t n;
-	size_t maxlen;
+	size_t maxcap;
 	atomic_size_t next;
 	atomic_uint_fast64_t done_bytes;
-	enum status *st; /* per unique chunk */
-	char (*why)[96]; /* per unique chunk */
+	enum status *st; /* per unique object */
+	char (*why)[96]; /* per unique object */
 };
 
 static void *vworker_main(void *arg)
 {
 	struct vctx *v = arg;
 	struct engine_codec *c = engine_codec_new(v->keys, 0, false);
-	size_t scap = engine_sealed_bound(v->maxlen);
+	size_t scap = engine_sealed_bound(v->maxcap);
 	uint8_t *sealed = xmalloc(scap);
-	uint8_t *plain = xmalloc(v->maxlen);
+	uint8_t *plain = xmalloc(v->maxcap);
 	struct err e;
 
 	for (;;) {
-		size_t i = atomic_fetch_add(&v->next, 1);
+		size_t i = atomic_fetch_add(&v->next, 1), plen = 0;
 
 		if (i >= v->n || is_cancelled(v->o->cancel))
 			break;
 		err_clear(&e);
-		v->st[i] = fetch_chunk(v->repo, c, v->uniq[i], sealed, scap, plain, &e);
+		v->st[i] = fetch_object(v->repo, c, v->uniq[i].id, sealed, scap, plain,
+		                        v->uniq[i].cap, v->uniq[i].want, &plen, &e);
 		if (v->st[i] != STATUS_OK)
 			snprintf(v->why[i], sizeof(v->why[i]), "%.90s", e.msg);
-		atomic_fetch_add(&v->done_bytes, v->uniq[i]->length);
+		atomic_fetch_add(&v->done_bytes, plen);
 	}
-	engine_key_wipe(plain, v->maxlen);
+	engine_key_wipe(plain, v->maxcap);
 	free(plain);
 	free(sealed);
 	engine_codec_free(c);
 	return NULL;
 }
 
-static int cmp_entry_id(const void *a, const void *b)
+static int cmp_ref(const void *a, const void *b)
 {
-	const struct engine_manifest_entry *x = *(const struct engine_manifest_entry *const *)a;
-	const struct engine_manifest_entry *y = *(const struct engine_manifest_entry *const *)b;
+	const struct vref *x = a, *y = b;
 
 	return memcmp(x->id, y->id, ENGINE_ID_LEN);
+}
+
+static void ref_add(struct vref **v, size_t *n, size_t *cap, const uint8_t *id, size_t plain_cap,
+                    size_t want)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 256;
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	memcpy((*v)[*n].id, id, ENGINE_ID_LEN);
+	(*v)[*n].cap = plain_cap;
+	(*v)[*n].want = want;
+	(*n)++;
 }
 
 void engine_verify_report_cleanup(struct engine_verify_report *rep)
@@ -509,7 +571,7 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 	struct vctx v;
 	pthread_t *workers = NULL;
 	unsigned nw, started = 0;
-	size_t total = 0, k = 0;
+	size_t k = 0, kcap = 0;
 	double t0 = engine_now();
 	enum status st;
 
@@ -518,41 +580,51 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 	st = engine_manifest_load(repo, c, rp_id, &m, e);
 	if (st != STATUS_OK)
 		goto out;
-	for (size_t i = 0; i < m->n_disks; i++)
-		total += m->disks[i].n_entries;
-	/* uniq is an array of pointers to entries: the element size is a pointer's. */
-	v.uniq = xcalloc(total ? total : 1, sizeof(*v.uniq)); // NOLINT(bugprone-sizeof-expression)
 	for (size_t i = 0; i < m->n_disks; i++) {
-		for (size_t j = 0; j < m->disks[i].n_entries; j++) {
-			const struct engine_manifest_entry *en = &m->disks[i].entries[j];
+		const struct engine_manifest_disk *d = &m->disks[i];
 
-			if (en->kind != ENGINE_ENTRY_DATA)
-				continue;
-			v.uniq[k++] = en;
-			if (en->length > v.maxlen)
-				v.maxlen = en->length;
+		for (size_t j = 0; j < d->n_entries; j++) {
+			const struct engine_manifest_entry *en = &d->entries[j];
+
+			if (en->kind == ENGINE_ENTRY_DATA)
+				ref_add(&v.uniq, &k, &kcap, en->id, en->length, en->length);
+			if (en->kind == ENGINE_ENTRY_PATCH)
+				ref_add(&v.uniq, &k, &kcap, en->base, en->length, en->length);
+			if (en->kind == ENGINE_ENTRY_PATCH || en->kind == ENGINE_ENTRY_ZPATCH)
+				ref_add(&v.uniq, &k, &kcap, en->id, engine_patch_bound(en->length),
+				        0);
 		}
+		for (size_t j = 0; j < d->n_maps; j++)
+			ref_add(&v.uniq, &k, &kcap, d->map_ids[j],
+			        engine_blockmap_plain_max(d->chunk_size, d->map_group), 0);
 	}
-	if (k > 1) {
-		/* sorting the pointers: the element size is a pointer's */
-		// NOLINTNEXTLINE(bugprone-sizeof-expression)
-		qsort(v.uniq, k, sizeof(*v.uniq), cmp_entry_id);
-	}
+	if (k > 1)
+		qsort(v.uniq, k, sizeof(*v.uniq), cmp_ref);
 	v.n = 0;
 	for (size_t i = 0; i < k; i++) {
-		if (v.n > 0 && memcmp(v.uniq[v.n - 1]->id, v.uniq[i]->id, ENGINE_ID_LEN) == 0) {
-			if (v.uniq[i]->length != v.uniq[v.n - 1]->length) {
+		if (v.n > 0 && memcmp(v.uniq[v.n - 1].id, v.uniq[i].id, ENGINE_ID_LEN) == 0) {
+			/* one id, one plaintext: keep the strictest expectations */
+			struct vref *p = &v.uniq[v.n - 1];
+
+			if (v.uniq[i].want != 0 && p->want != 0 && v.uniq[i].want != p->want) {
 				st = err_set(e, STATUS_CORRUPT,
 				             "restore point %s: one chunk id with two lengths",
 				             rp_id);
 				goto out_v;
 			}
+			if (p->want == 0)
+				p->want = v.uniq[i].want;
+			if (v.uniq[i].cap > p->cap)
+				p->cap = v.uniq[i].cap;
 			continue;
 		}
 		v.uniq[v.n++] = v.uniq[i];
 	}
-	if (v.maxlen == 0)
-		v.maxlen = 1;
+	for (size_t i = 0; i < v.n; i++)
+		if (v.uniq[i].cap > v.maxcap)
+			v.maxcap = v.uniq[i].cap;
+	if (v.maxcap == 0)
+		v.maxcap = 1;
 	v.repo = repo;
 	v.keys = keys;
 	v.o = o;
@@ -610,7 +682,7 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 			rep->problems = xrealloc(rep->problems,
 			                         (rep->n_problems + 1) * sizeof(*rep->problems));
 			p = &rep->problems[rep->n_problems++];
-			engine_hex_encode(v.uniq[i]->id, ENGINE_ID_LEN, p->chunk_id);
+			engine_hex_encode(v.uniq[i].id, ENGINE_ID_LEN, p->chunk_id);
 			p->kind = v.st[i] == STATUS_NOT_FOUND ? STATUS_NOT_FOUND : STATUS_CORRUPT;
 			snprintf(p->detail, sizeof(p->detail), "%s", v.why[i]);
 		}

@@ -165,7 +165,7 @@ static void test_repo_layouts(void **state)
 	write_file(c->img, img, IMG_SIZE);
 	o.parent_rp = rp1;
 	assert_int_equal(engine_backup_run(r1, &tk1, &d, 1, &o, &res, &e), STATUS_OK);
-	assert_int_equal(res.chunks_new, 1);
+	assert_int_equal(res.chunks_patch, 1); /* one block changed: a patch */
 	struct engine_restore_opts ro = { .threads = 2 };
 	struct engine_restore_result rr;
 	assert_int_equal(engine_restore_disk(r1, &tk1, res.rp_id, "disk0", c->out, &ro, &rr, &e),
@@ -328,10 +328,12 @@ static void test_incremental(void **state)
 	img[9 * CS + CS - 1] ^= 0x01;
 	write_file(c->img, img, n);
 
-	/* without change tracking: reads everything, stores only the 2 changed chunks */
+	/* without change tracking: reads everything, stores only the 2 changed chunks (as
+	 * patches of their changed 4 KiB block: test_engine_patch covers those) */
 	o.parent_rp = r1.rp_id;
 	assert_int_equal(backup(c, &o, NULL, &r2), STATUS_OK);
-	assert_int_equal(r2.chunks_new, 2);
+	assert_int_equal(r2.chunks_patch, 2);
+	assert_int_equal(r2.chunks_new, 0);
 	assert_int_equal(r2.chunks_known, 15);
 	assert_int_equal(r2.bytes_read, n);
 	restore_and_compare(c, r2.rp_id);
@@ -344,7 +346,7 @@ static void test_incremental(void **state)
 	engine_extents_normalize(&ext);
 	o.parent_rp = r2.rp_id;
 	assert_int_equal(backup(c, &o, &ext, &r3), STATUS_OK);
-	assert_int_equal(r3.chunks_new, 1);
+	assert_int_equal(r3.chunks_patch, 1);
 	assert_int_equal(r3.chunks_parent, 16);
 	assert_int_equal(r3.bytes_read, CS);
 	restore_and_compare(c, r3.rp_id); /* logically full */

@@ -83,6 +83,10 @@ struct engine_backup_result {
 	char rp_id[ENGINE_RP_ID_MAX];
 	uint64_t bytes_total, bytes_read, bytes_stored;
 	uint64_t chunks_total, chunks_zero, chunks_new, chunks_known, chunks_parent;
+	uint64_t chunks_patch;    /* entries stored as a patch against the parent's chunk */
+	uint64_t maps_new;        /* block map objects written */
+	uint64_t maps_unreadable; /* parent block maps that could not be read (entries stored
+	                             whole instead) */
 	double seconds;
 	bool cancelled; /* returned status is STATUS_UNAVAILABLE and nothing was committed */
 	struct engine_backup_timing timing;

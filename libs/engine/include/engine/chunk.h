@@ -51,6 +51,31 @@ void engine_codec_free(struct engine_codec *c);
 /** @brief id = HMAC-SHA-256(id key, p[0..n)). */
 void engine_codec_id(struct engine_codec *c, const void *p, size_t n, uint8_t id[ENGINE_ID_LEN]);
 
+/* Block fingerprints: one ENGINE_FP_LEN-byte Poly1305 tag per ENGINE_BLOCK bytes of a chunk
+ * (the last block may be shorter), under a key derived from the tenant's id key
+ * (HMAC(id key, "cairn-block-fingerprint-v1")). Poly1305 is a universal hash: without the key
+ * nobody can make two blocks collide, and the tags are only ever stored encrypted (block
+ * maps), so reusing the key across blocks is safe. They let an incremental backup find the
+ * 4 KiB blocks that changed inside a chunk without the parent's plaintext. */
+#define ENGINE_BLOCK 4096u
+#define ENGINE_FP_LEN 16
+
+/** @brief Number of ENGINE_BLOCK blocks in n bytes (the last one may be partial). */
+static inline uint32_t engine_blocks(size_t n)
+{
+	return (uint32_t)((n + ENGINE_BLOCK - 1) / ENGINE_BLOCK);
+}
+
+/** @brief Fingerprints of p[0..n): engine_blocks(n) tags of ENGINE_FP_LEN bytes into fps. */
+void engine_codec_fingerprints(struct engine_codec *c, const void *p, size_t n, uint8_t *fps);
+
+/** @brief With check=false, engine_codec_open does not recompute the HMAC id of a chunk's
+ *  plaintext. The GCM tag still authenticates the ciphertext *and* the id (the id is in the
+ *  AAD), so a damaged or swapped chunk is still rejected; only a chunk sealed under a wrong id
+ *  by a holder of the tenant's data key would pass. Restore turns the check off when the
+ *  whole-image SHA-256 will check the assembled bytes anyway; verify keeps it on. */
+void engine_codec_check_ids(struct engine_codec *c, bool check);
+
 /** @brief Upper bound of a sealed object's size for n plaintext bytes. */
 size_t engine_sealed_bound(size_t n);
 

@@ -1,6 +1,7 @@
 /* manifest.h - restore point manifests: which chunk holds which bytes of each disk.
  *
- * Serialized in a compact little-endian binary form ("CMF1"), then sealed like a chunk
+ * Serialized in a compact little-endian binary form ("CMF1", format 2; format 1 without patch
+ * entries and block maps is still read), then sealed like a chunk
  * (kind manifest, id = HMAC(id key, "cairn-manifest-v1:" || rp id)) so a manifest cannot be
  * swapped for another restore point's. Entries of a disk are contiguous from offset 0 and
  * cover exactly the disk size; the parser checks that. */
@@ -15,18 +16,26 @@
 #include "engine/chunk.h"
 #include "engine/repo.h"
 
+/* Entry kinds. A PATCH entry's bytes are its base chunk (a DATA chunk of an earlier restore
+ * point, same offset and length) with the blocks listed in its patch object replaced; a ZPATCH
+ * entry patches all-zero bytes. Patches are always relative to a full chunk (never to another
+ * patch), so reading an entry takes at most two objects. See engine/patch.h. */
 #define ENGINE_ENTRY_DATA 0
-#define ENGINE_ENTRY_ZERO 1
+#define ENGINE_ENTRY_ZERO 1   /* all-zero bytes: nothing stored */
+#define ENGINE_ENTRY_PATCH 2  /* base chunk `base` + patch object `id` */
+#define ENGINE_ENTRY_ZPATCH 3 /* zeros + patch object `id` */
 
 /* disk flags */
 #define ENGINE_DISK_HAS_SHA256 0x1 /* sha256 is the SHA-256 of the whole image */
 #define ENGINE_DISK_CDC 0x2        /* chunked with FastCDC (stream), not fixed-size */
+#define ENGINE_DISK_HAS_MAPS 0x4   /* map_ids: block maps per group of map_group entries */
 
 struct engine_manifest_entry {
 	uint64_t offset;
 	uint32_t length;
-	uint8_t kind; /* ENGINE_ENTRY_DATA or ENGINE_ENTRY_ZERO (never stored) */
-	uint8_t id[ENGINE_ID_LEN];
+	uint8_t kind;                /* ENGINE_ENTRY_* */
+	uint8_t id[ENGINE_ID_LEN];   /* DATA: chunk; PATCH/ZPATCH: patch object */
+	uint8_t base[ENGINE_ID_LEN]; /* PATCH: the base chunk */
 };
 
 struct engine_manifest_disk {
@@ -37,6 +46,10 @@ struct engine_manifest_disk {
 	uint8_t sha256[32];
 	size_t n_entries;
 	struct engine_manifest_entry *entries;
+	/* ENGINE_DISK_HAS_MAPS: block map object g covers entries [g*map_group, (g+1)*map_group) */
+	uint32_t map_group;
+	size_t n_maps;
+	uint8_t (*map_ids)[ENGINE_ID_LEN];
 };
 
 struct engine_manifest {
