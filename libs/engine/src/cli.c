@@ -402,10 +402,14 @@ static int cmd_restore(struct cli *c)
 	        ",\"bytes_total\":%" PRIu64 ",\"bytes_written\":%" PRIu64
 	        ",\"chunks_total\":%" PRIu64 ",\"chunks_zero\":%" PRIu64
 	        ",\"sha256_checked\":%s,\"seconds\":%.3f,"
-	        "\"mib_per_s\":%.1f}\n",
+	        "\"mib_per_s\":%.1f",
 	        res.bytes_total, res.bytes_written, res.chunks_total, res.chunks_zero,
 	        res.sha256_checked ? "true" : "false", res.seconds,
 	        res.seconds > 0 ? (double)res.bytes_total / 1048576.0 / res.seconds : 0);
+	fprintf(c->out,
+	        ",\"timing\":{\"fetch\":%.3f,\"buf_wait\":%.3f,\"image_sha\":%.3f,"
+	        "\"write\":%.3f}}\n",
+	        res.timing.fetch, res.timing.buf_wait, res.timing.image_sha, res.timing.write);
 	return ENGINE_EXIT_OK;
 }
 

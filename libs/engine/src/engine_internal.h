@@ -49,7 +49,15 @@ bool engine_queue_push(struct engine_queue *q, void *item);
 void *engine_queue_pop(struct engine_queue *q);
 void engine_queue_close(struct engine_queue *q);
 
+/* ---- direct I/O ---- */
+/* Alignment of buffers, offsets and lengths for O_DIRECT (the common logical block size). */
+#define ENGINE_DIO_ALIGN 4096u
+/** @brief n bytes (rounded up to ENGINE_DIO_ALIGN) aligned to ENGINE_DIO_ALIGN; aborts when out
+ *  of memory. Free with free(). */
+void *engine_malloc_aligned(size_t n);
+
 /* ---- fixed pool of equal-size buffers: bounds the pipeline's memory ---- */
+/* Buffers are ENGINE_DIO_ALIGN-aligned (usable for O_DIRECT). */
 struct engine_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

@@ -323,8 +323,18 @@ void *engine_pool_get(struct engine_pool *p)
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (b == NULL)
-		b = xmalloc(p->size);
+		b = engine_malloc_aligned(p->size);
 	return b;
+}
+
+void *engine_malloc_aligned(size_t n)
+{
+	void *p = NULL;
+	size_t rounded = (n + ENGINE_DIO_ALIGN - 1) / ENGINE_DIO_ALIGN * ENGINE_DIO_ALIGN;
+
+	if (posix_memalign(&p, ENGINE_DIO_ALIGN, rounded ? rounded : ENGINE_DIO_ALIGN) != 0)
+		abort(); /* out of memory, as xmalloc */
+	return p;
 }
 
 void engine_pool_put(struct engine_pool *p, void *buf)

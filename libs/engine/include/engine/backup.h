@@ -112,12 +112,21 @@ struct engine_restore_opts {
 	const atomic_bool *cancel;
 };
 
+/* Where a restore's time went (seconds per activity, summed over threads; for profiling). */
+struct engine_restore_timing {
+	double fetch;     /* workers: read, decrypt, decompress, apply patches */
+	double buf_wait;  /* dispatcher: waiting for a free buffer (the pipeline is full) */
+	double image_sha; /* collector: whole-image SHA-256 */
+	double write;     /* writer: writing the output */
+};
+
 struct engine_restore_result {
 	uint64_t bytes_total, bytes_written;
 	uint64_t chunks_total, chunks_zero;
 	bool sha256_checked; /* the manifest had a whole-image SHA-256 and it matched */
 	double seconds;
 	bool cancelled;
+	struct engine_restore_timing timing;
 };
 
 /** @brief Restore one disk of a restore point byte-exact to out_path. A regular file is
