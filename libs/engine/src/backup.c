@@ -874,7 +874,7 @@ static void report(struct bctx *b, const struct engine_backup_result *res, uint6
 	p.bytes_done = done;
 	p.bytes_read = atomic_load(&b->bytes_read);
 	p.bytes_stored = res->bytes_stored;
-	p.chunks_new = res->chunks_new;
+	p.chunks_new = res->chunks_new + res->chunks_patch;
 	p.elapsed = engine_now() - t0;
 	p.percent = res->bytes_total ? 100.0 * (double)done / (double)res->bytes_total : 100.0;
 	p.speed = p.elapsed > 0 ? (double)done / p.elapsed : 0;

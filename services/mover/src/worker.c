@@ -616,7 +616,7 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 	r.fig.bytes_read = res.bytes_read;
 	r.fig.bytes_stored = res.bytes_stored;
 	r.fig.chunks_total = res.chunks_total;
-	r.fig.chunks_new = res.chunks_new;
+	r.fig.chunks_new = res.chunks_new + res.chunks_patch; /* patches store new data too */
 	r.fig.chunks_reused = res.chunks_known + res.chunks_parent;
 	if (st == STATUS_CONFLICT) {
 		st = adopt_existing(&r, repo, &keys, &e);

@@ -30,7 +30,7 @@ struct engine_progress {
 	uint64_t bytes_done;   /* bytes of the disks accounted for (read, zero or reused) */
 	uint64_t bytes_read;   /* bytes actually read from the source */
 	uint64_t bytes_stored; /* sealed bytes newly written to the repository */
-	uint64_t chunks_new;   /* chunks newly written to the repository */
+	uint64_t chunks_new;   /* entries stored anew: whole chunks plus patches */
 	double percent;
 	double speed; /* bytes_done per second since start */
 	double elapsed;
