@@ -271,7 +271,8 @@ static struct mgroup *group_start(struct bctx *b, struct engine_codec **c, size_
 
 		for (size_t j = 0; all && j < mg->n; j++)
 			all = is_copy(b, d, first + j);
-		if (all) {
+		/* reuse the parent's map only if it is still there (else write a new one) */
+		if (all && engine_repo_chunk_exists(b->repo, d->pdisk->map_ids[mg->g])) {
 			mg->reuse = true;
 		} else {
 			if (*c == NULL)
@@ -463,7 +464,7 @@ static bool diff_parent(struct bctx *b, struct engine_codec *c, struct bitem *it
 	struct engine_blockmap_rec *r = &it->rec;
 	uint32_t nb = r->nblocks, k = 0, nk = 0;
 	size_t j = it->idx - it->mg->first;
-	bool changed = false, zero_base;
+	bool changed = false, zero_base, base_ok;
 
 	if (pe == NULL)
 		return false;
@@ -491,7 +492,15 @@ static bool diff_parent(struct bctx *b, struct engine_codec *c, struct bitem *it
 	}
 	engine_blockmap_rec_cleanup(&zr);
 	zero_base = pe->kind == ENGINE_ENTRY_ZERO || pe->kind == ENGINE_ENTRY_ZPATCH;
-	if (!changed && pe->kind != ENGINE_ENTRY_ZERO) {
+	/* What is reused must still be in the repository (as a backup without change tracking
+	 * always re-stored a lost chunk): one stat per object, as the id check did. A lost base
+	 * or patch makes the chunk be stored whole, which heals the chain from here on. */
+	base_ok = zero_base || engine_repo_chunk_exists(
+	                               b->repo, pe->kind == ENGINE_ENTRY_DATA ? pe->id : pe->base);
+	if (!base_ok)
+		goto whole;
+	if (!changed && pe->kind != ENGINE_ENTRY_ZERO &&
+	    (pe->kind == ENGINE_ENTRY_DATA || engine_repo_chunk_exists(b->repo, pe->id))) {
 		it->entry = *pe;
 		return true;
 	}
@@ -502,6 +511,7 @@ static bool diff_parent(struct bctx *b, struct engine_codec *c, struct bitem *it
 		return true;
 	}
 	if (nk > 0 && engine_patch_set_bytes(r->patched, it->len, NULL) <= it->len / 2) {
+		/* the patch object itself gets the usual existence check in work_item */
 		*plen = engine_patch_build(it->buf, it->len, r->patched, pbuf);
 		it->patch = true;
 		if (zero_base) {
@@ -511,10 +521,10 @@ static bool diff_parent(struct bctx *b, struct engine_codec *c, struct bitem *it
 			memcpy(it->entry.base, pe->kind == ENGINE_ENTRY_DATA ? pe->id : pe->base,
 			       ENGINE_ID_LEN);
 		}
-	} else {
-		/* stored whole: the new chunk is its own base */
-		memset(r->patched, 0, ((size_t)nb + 7) / 8);
+		return false;
 	}
+whole: /* stored whole: the new chunk is its own base */
+	memset(r->patched, 0, ((size_t)nb + 7) / 8);
 	return false;
 }
 
@@ -580,7 +590,8 @@ static void *worker_main(void *arg)
 {
 	struct bctx *b = arg;
 	struct engine_codec *c = engine_codec_new(b->keys, b->level, !b->o->no_compress);
-	uint8_t *sealed = xmalloc(engine_sealed_bound(b->bufsize));
+	/* aligned: chunk files are written with O_DIRECT (engine_repo_chunk_stage) */
+	uint8_t *sealed = engine_malloc_aligned(engine_sealed_bound(b->bufsize));
 	uint8_t *pbuf = xmalloc(engine_patch_bound((uint32_t)b->bufsize));
 	struct engine_backup_timing tm = { 0 };
 	struct bitem *it;

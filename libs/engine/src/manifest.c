@@ -212,8 +212,10 @@ struct engine_manifest *engine_manifest_decode(const uint8_t *p, size_t n, struc
 		if (d->flags & ENGINE_DISK_HAS_MAPS) {
 			uint64_t g = get_u(&r, 4), nm = get_u(&r, 8);
 
-			if (r.bad || g == 0 || g > 65536 || (d->flags & ENGINE_DISK_CDC) ||
-			    nm != (ne + g - 1) / g || nm > (r.n - r.off) / ENGINE_ID_LEN)
+			if (r.bad || g == 0 || g > ENGINE_MAP_GROUP_MAX ||
+			    (d->flags & ENGINE_DISK_CDC) || d->chunk_size == 0 ||
+			    d->chunk_size > ENGINE_CHUNK_MAX || nm != (ne + g - 1) / g ||
+			    nm > (r.n - r.off) / ENGINE_ID_LEN)
 				goto bad;
 			d->map_group = (uint32_t)g;
 			d->n_maps = nm;

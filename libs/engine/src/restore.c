@@ -111,6 +111,7 @@ struct rctx {
 	const struct engine_manifest_disk *d;
 	int fd;
 	int dfd;             /* the output opened with O_DIRECT, or -1 */
+	bool in_place;       /* a device: written in place, no rename after the SHA-256 check */
 	atomic_bool dio_off; /* O_DIRECT writes were refused: buffered from then on */
 	size_t maxlen;
 	struct engine_queue work, done;
@@ -192,8 +193,9 @@ static void *rworker_main(void *arg)
 
 	/* The GCM tag binds every object to its id; the whole-image SHA-256 checks the
 	 * assembled bytes before the output is renamed into place: with it, recomputing each
-	 * chunk's HMAC id is redundant work (verify still does it). */
-	engine_codec_check_ids(c, !(r->d->flags & ENGINE_DISK_HAS_SHA256));
+	 * chunk's HMAC id is redundant work (verify still does it). A device is written in
+	 * place, so there every chunk is checked before its bytes are written. */
+	engine_codec_check_ids(c, !(r->d->flags & ENGINE_DISK_HAS_SHA256) || r->in_place);
 	while ((it = engine_queue_pop(&r->work)) != NULL) {
 		const struct engine_manifest_entry *en = &r->d->entries[it->idx];
 
@@ -380,6 +382,7 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	res->bytes_total = r.d->size;
 	res->chunks_total = r.d->n_entries;
 	st = open_output(out_path, r.d->size, &r.fd, &r.dfd, &tmp, e);
+	r.in_place = tmp == NULL;
 	if (st != STATUS_OK)
 		goto out;
 	if (r.d->flags & ENGINE_DISK_HAS_SHA256) {

@@ -80,12 +80,12 @@ static void run(struct ctx *c, const struct engine_extents *changed,
 	c->n++;
 }
 
-/* Every restore point so far restores byte-exact and verifies clean. */
-static void check_all(struct ctx *c)
+/* Every restore point from the first-th on restores byte-exact and verifies clean. */
+static void check_all_from(struct ctx *c, int first)
 {
 	struct engine_restore_opts ro = { .threads = 3 };
 
-	for (int i = 0; i < c->n; i++) {
+	for (int i = first; i < c->n; i++) {
 		struct engine_restore_result rr;
 		struct engine_verify_report rep;
 		struct err e;
@@ -107,6 +107,11 @@ static void check_all(struct ctx *c)
 		assert_int_equal(st, STATUS_OK);
 		engine_verify_report_cleanup(&rep);
 	}
+}
+
+static void check_all(struct ctx *c)
+{
+	check_all_from(c, 0);
 }
 
 static struct engine_manifest *load(struct ctx *c, int i)
@@ -276,6 +281,48 @@ static void test_patch_damage(void **state)
 	engine_verify_report_cleanup(&rep);
 }
 
+/* What a backup reuses must still exist: a lost chunk is stored again by the next backup
+ * (as before patches existed), a lost patch base makes the chunk be stored whole, and a
+ * lost block map is not carried into a new restore point. */
+static void test_lost_objects_heal(void **state)
+{
+	struct ctx *c = *state;
+	struct engine_backup_result r;
+	struct engine_manifest *m;
+	struct engine_extents ext;
+	char *p;
+
+	run(c, NULL, &r);
+	m = load(c, 0);
+	p = engine_repo_chunk_path(c->repo, m->disks[0].entries[2].id); /* unchanged next */
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	p = engine_repo_chunk_path(c->repo, m->disks[0].entries[3].id); /* base of a patch */
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	engine_manifest_free(m);
+	c->data[3 * CS + 5 * BLK] ^= 1;
+	run(c, NULL, &r);
+	assert_int_equal(r.chunks_new, 2); /* both stored whole again */
+	assert_int_equal(r.chunks_patch, 0);
+	check_all_from(c, 1);
+
+	/* a change-tracked run that leaves map group 0 untouched must not reuse a lost map */
+	m = load(c, 1);
+	p = engine_repo_chunk_path(c->repo, m->disks[0].map_ids[0]);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	engine_manifest_free(m);
+	c->data[36 * CS] ^= 1;
+	engine_extents_init(&ext);
+	engine_extents_add(&ext, 36 * CS, 1);
+	engine_extents_normalize(&ext);
+	run(c, &ext, &r);
+	engine_extents_cleanup(&ext);
+	assert_int_equal(r.maps_new, 2);
+	check_all_from(c, 2);
+}
+
 /* The patch format on its own: round trip, and malformed patches refused. */
 static void test_patch_format(void **state)
 {
@@ -309,6 +356,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_patches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patches_ct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_objects_heal, setup, teardown),
 		cmocka_unit_test(test_patch_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,7 @@
 #define ENGINE_DISK_HAS_SHA256 0x1 /* sha256 is the SHA-256 of the whole image */
 #define ENGINE_DISK_CDC 0x2        /* chunked with FastCDC (stream), not fixed-size */
 #define ENGINE_DISK_HAS_MAPS 0x4   /* map_ids: block maps per group of map_group entries */
+#define ENGINE_MAP_GROUP_MAX 1024  /* bound on map_group a manifest may claim */
 
 struct engine_manifest_entry {
 	uint64_t offset;
