@@ -110,7 +110,7 @@ enum status engine_patch_apply(uint8_t *buf, uint32_t len, const uint8_t *p, siz
 	}
 	if (need != n)
 		return err_set(e, STATUS_CORRUPT, "patch: %zu bytes, expected %zu", n, need);
-	for (uint32_t j = 0; j < k; j++) {
+	for (uint32_t j = 0; buf != NULL && j < k; j++) {
 		uint32_t i = get32(idx + 4 * (size_t)j), bl = block_len(len, i);
 
 		memcpy(buf + (size_t)i * ENGINE_BLOCK, data, bl);

@@ -555,8 +555,9 @@ out:
 /* One object a restore point references: a chunk, a patch or a block map. */
 struct vref {
 	uint8_t id[ENGINE_ID_LEN];
-	size_t cap;  /* largest plaintext it may have */
-	size_t want; /* exact plaintext length (chunks), or 0 */
+	size_t cap;         /* largest plaintext it may have */
+	size_t want;        /* exact plaintext length (chunks), or 0 */
+	uint32_t patch_for; /* a patch for an entry of this length (checked whole), or 0 */
 };
 
 struct vctx {
@@ -589,6 +590,8 @@ static void *vworker_main(void *arg)
 		err_clear(&e);
 		v->st[i] = fetch_object(v->repo, c, v->uniq[i].id, sealed, scap, plain,
 		                        v->uniq[i].cap, v->uniq[i].want, &plen, &e);
+		if (v->st[i] == STATUS_OK && v->uniq[i].patch_for > 0)
+			v->st[i] = engine_patch_apply(NULL, v->uniq[i].patch_for, plain, plen, &e);
 		if (v->st[i] != STATUS_OK)
 			snprintf(v->why[i], sizeof(v->why[i]), "%.90s", e.msg);
 		atomic_fetch_add(&v->done_bytes, plen);
@@ -608,7 +611,7 @@ static int cmp_ref(const void *a, const void *b)
 }
 
 static void ref_add(struct vref **v, size_t *n, size_t *cap, const uint8_t *id, size_t plain_cap,
-                    size_t want)
+                    size_t want, uint32_t patch_for)
 {
 	if (*n == *cap) {
 		*cap = *cap ? 2 * *cap : 256;
@@ -617,6 +620,7 @@ static void ref_add(struct vref **v, size_t *n, size_t *cap, const uint8_t *id, 
 	memcpy((*v)[*n].id, id, ENGINE_ID_LEN);
 	(*v)[*n].cap = plain_cap;
 	(*v)[*n].want = want;
+	(*v)[*n].patch_for = patch_for;
 	(*n)++;
 }
 
@@ -651,16 +655,16 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 			const struct engine_manifest_entry *en = &d->entries[j];
 
 			if (en->kind == ENGINE_ENTRY_DATA)
-				ref_add(&v.uniq, &k, &kcap, en->id, en->length, en->length);
+				ref_add(&v.uniq, &k, &kcap, en->id, en->length, en->length, 0);
 			if (en->kind == ENGINE_ENTRY_PATCH)
-				ref_add(&v.uniq, &k, &kcap, en->base, en->length, en->length);
+				ref_add(&v.uniq, &k, &kcap, en->base, en->length, en->length, 0);
 			if (en->kind == ENGINE_ENTRY_PATCH || en->kind == ENGINE_ENTRY_ZPATCH)
 				ref_add(&v.uniq, &k, &kcap, en->id, engine_patch_bound(en->length),
-				        0);
+				        0, en->length);
 		}
 		for (size_t j = 0; j < d->n_maps; j++)
 			ref_add(&v.uniq, &k, &kcap, d->map_ids[j],
-			        engine_blockmap_plain_max(d->chunk_size, d->map_group), 0);
+			        engine_blockmap_plain_max(d->chunk_size, d->map_group), 0, 0);
 	}
 	if (k > 1)
 		qsort(v.uniq, k, sizeof(*v.uniq), cmp_ref);
@@ -670,7 +674,9 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 			/* one id, one plaintext: keep the strictest expectations */
 			struct vref *p = &v.uniq[v.n - 1];
 
-			if (v.uniq[i].want != 0 && p->want != 0 && v.uniq[i].want != p->want) {
+			if ((v.uniq[i].want != 0 && p->want != 0 && v.uniq[i].want != p->want) ||
+			    (v.uniq[i].patch_for != 0 && p->patch_for != 0 &&
+			     v.uniq[i].patch_for != p->patch_for)) {
 				st = err_set(e, STATUS_CORRUPT,
 				             "restore point %s: one chunk id with two lengths",
 				             rp_id);
@@ -678,6 +684,8 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 			}
 			if (p->want == 0)
 				p->want = v.uniq[i].want;
+			if (p->patch_for == 0)
+				p->patch_for = v.uniq[i].patch_for;
 			if (v.uniq[i].cap > p->cap)
 				p->cap = v.uniq[i].cap;
 			continue;

@@ -339,6 +339,8 @@ static void test_patch_format(void **state)
 	img[len - 1] ^= 1;
 	n = engine_patch_build(img, len, set, p);
 	assert_int_equal(n, 12 + 2 * 4 + BLK + 100);
+	assert_int_equal(engine_patch_apply(NULL, len, p, n, &e), STATUS_OK); /* check only */
+	assert_int_equal(engine_patch_apply(NULL, len + BLK, p, n, &e), STATUS_CORRUPT);
 	assert_int_equal(engine_patch_apply(base, len, p, n, &e), STATUS_OK);
 	assert_memory_equal(base, img, len);
 	assert_int_equal(engine_patch_apply(base, len - 1, p, n, &e), STATUS_CORRUPT);

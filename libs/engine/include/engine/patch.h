@@ -43,9 +43,9 @@ size_t engine_patch_set_bytes(const uint8_t *set, uint32_t len, uint32_t *n);
  *  engine_patch_bound(len)). @returns the plaintext size. Borrows everything. */
 size_t engine_patch_build(const uint8_t *chunk, uint32_t len, const uint8_t *set, uint8_t *out);
 
-/** @brief Apply patch p[0..n) to buf[0..len), which holds the base bytes.
- *  @returns STATUS_OK or STATUS_CORRUPT (malformed, or made for another length); buf is
- *  unspecified on error. */
+/** @brief Apply patch p[0..n) to buf[0..len), which holds the base bytes; buf = NULL only
+ *  checks the patch. @returns STATUS_OK or STATUS_CORRUPT (malformed, or made for another
+ *  length); buf is unspecified on error. */
 enum status engine_patch_apply(uint8_t *buf, uint32_t len, const uint8_t *p, size_t n,
                                struct err *e) MUST_CHECK;
 
