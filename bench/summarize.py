@@ -87,6 +87,22 @@ try:
     check("cairn peak RSS <= 256 MiB", m <= 256, "%.0f MiB" % m)
 except (TypeError, ZeroDivisionError):
     lines.append("(targets need cairn and restic results)")
+# The machine is shared and its speed drifts between runs: the ratio within each run (cairn
+# and restic measured minutes apart) is the steadier figure, so list it too.
+per_run = collections.defaultdict(dict)
+for row in rows:
+    per_run[(row[2], row[1])][row[0]] = float(row[3])
+lines.append("")
+lines.append("| operation | restic s / cairn s, per run | median |")
+lines.append("|---|---|---:|")
+for op in ops:
+    c, r = per_run.get((op, "cairn"), {}), per_run.get((op, "restic"), {})
+    runs = sorted(set(c) & set(r), key=int)
+    if not runs:
+        continue
+    v = [r[k] / c[k] for k in runs if c[k] > 0]
+    out["results"][op]["per_run_ratio_restic"] = v
+    lines.append("| %s | %s | %.2fx |" % (op, " ".join("%.2f" % x for x in v), statistics.median(v)))
 print("\n".join(lines))
 with open(sys.argv[2], "w") as f:
     json.dump(out, f, indent=1)
