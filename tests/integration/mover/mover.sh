@@ -98,6 +98,21 @@ cmp -s <(head -c 50000000 "$work/restored-t1.img") <(head -c 50000000 "$web_img"
 rm -f "$work"/restored-*.img
 echo "   $T2 equals the disk; $T1 differs only where the guest wrote afterwards"
 
+echo "-- cairn-engine (the provider's troubleshooting tool) on the mover's repository"
+# The wrapped tenant key is the same blob in catalog.tenant_keys and in a file keystore:
+# export it (docs/engine.md, "Inspecting a mover repository"), then verify and restore.
+mkdir -m 700 "$work/keys"
+q "SELECT encode(wrapped, 'hex') FROM catalog.tenant_keys WHERE tenant_id = '$TEN'" \
+  | python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))' >"$work/keys/$TEN.key"
+[[ -s $work/keys/$TEN.key ]] || fail "no wrapped key for tenant $TEN in the catalog"
+eng() { CAIRN_MASTER_KEY_FILE="$work/master.key" "$BIN/libs/engine/cairn-engine" "$@" --repo "$work/repo" --keys "$work/keys" --tenant "$TEN"; }
+eng list | grep -q "$T2" || fail "cairn-engine list does not show $T2"
+eng verify --rp "$T2" >/dev/null || fail "cairn-engine verify $T2"
+eng restore --rp "$T2" --disk disk0 --out "$work/restored-cli.img" >/dev/null || fail "cairn-engine restore $T2"
+cmp -s "$work/restored-cli.img" "$web_img" || fail "cairn-engine restore of $T2 differs from the disk"
+rm -f "$work/restored-cli.img"
+echo "   list, verify and restore work with the key exported from the catalog"
+
 echo "-- a stop request ends a running task within 2 s as stopped"
 T3=$(uuid); task "$T3" "$BIG" full false
 wait_state "$T3" running 30
