@@ -30,13 +30,17 @@ static const char USAGE[] =
         "          [--changed-extents [NAME=]FILE] [--chunk-size N[K|M]] [--zstd-level N]\n"
         "          [--no-compress] [--cdc] [--threads N] [--rp-id ID] [--source TEXT] "
         "[--progress]\n"
+        "          [--no-direct-io]\n"
         "  list\n"
         "  restore --rp ID --disk NAME --out PATH [--threads N] [--no-fsync] [--progress]\n"
+        "          [--no-direct-io]\n"
         "  verify  --rp ID [--threads N] [--progress]\n"
         "\n"
         "The keys directory holds tenant keys wrapped by the master key (32 raw bytes or 64 hex\n"
         "digits in the file named by CAIRN_MASTER_KEY_FILE); it must not be inside --repo.\n"
         "A changed-extents file lists 'OFFSET LENGTH' per line (bytes, decimal or 0x-hex).\n"
+        "Chunk files and restored images are written with O_DIRECT where the file system\n"
+        "allows it; --no-direct-io writes through the page cache instead.\n"
         "Output: one JSON object on stdout. Exit: 0 ok, 1 failed, 2 usage, 3 not found,\n"
         "4 corrupt data, 5 cancelled.\n";
 
@@ -49,7 +53,7 @@ struct cli {
 	size_t n_disks, n_ext;
 	uint32_t chunk_size;
 	int zstd_level;
-	bool zstd_level_set, no_compress, no_sha, cdc, no_fsync, progress;
+	bool zstd_level_set, no_compress, no_sha, cdc, no_fsync, progress, no_dio;
 	unsigned threads;
 	FILE *out, *errs;
 	const atomic_bool *cancel;
@@ -177,6 +181,8 @@ static enum status open_ctx(struct cli *c, bool create, struct engine_repo **rep
 	*repo = engine_repo_open(c->repo, c->tenant, create, e);
 	if (*repo == NULL)
 		st = e ? e->code : STATUS_INTERNAL;
+	else if (c->no_dio)
+		engine_repo_set_direct_io(*repo, false);
 out:
 	engine_key_wipe(&mk, sizeof(mk));
 	return st;
@@ -382,6 +388,7 @@ static int cmd_restore(struct cli *c)
 		return fail(c, st, &e);
 	o.threads = c->threads;
 	o.no_fsync = c->no_fsync;
+	o.no_direct_io = c->no_dio;
 	o.cancel = c->cancel;
 	if (c->progress) {
 		o.progress = on_progress;
@@ -480,6 +487,7 @@ enum {
 	OPT_RP,
 	OPT_OUT,
 	OPT_NOFSYNC,
+	OPT_NODIO,
 	OPT_PROGRESS,
 	OPT_HELP,
 };
@@ -504,6 +512,7 @@ int engine_cli_main(int argc, char **argv, FILE *out, FILE *errs, const atomic_b
 		{ "rp", required_argument, NULL, OPT_RP },
 		{ "out", required_argument, NULL, OPT_OUT },
 		{ "no-fsync", no_argument, NULL, OPT_NOFSYNC },
+		{ "no-direct-io", no_argument, NULL, OPT_NODIO },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -607,6 +616,9 @@ int engine_cli_main(int argc, char **argv, FILE *out, FILE *errs, const atomic_b
 			break;
 		case OPT_NOFSYNC:
 			c.no_fsync = true;
+			break;
+		case OPT_NODIO:
+			c.no_dio = true;
 			break;
 		case OPT_PROGRESS:
 			c.progress = true;

@@ -156,6 +156,11 @@ void engine_repo_free(struct engine_repo *r)
 	free(r);
 }
 
+void engine_repo_set_direct_io(struct engine_repo *r, bool on)
+{
+	atomic_store(&r->dio_off, !on);
+}
+
 const char *engine_repo_tenant(const struct engine_repo *r)
 {
 	return r->tenant;

@@ -383,6 +383,10 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	res->chunks_total = r.d->n_entries;
 	st = open_output(out_path, r.d->size, &r.fd, &r.dfd, &tmp, e);
 	r.in_place = tmp == NULL;
+	if (r.dfd >= 0 && o->no_direct_io) {
+		close(r.dfd);
+		r.dfd = -1;
+	}
 	if (st != STATUS_OK)
 		goto out;
 	if (r.d->flags & ENGINE_DISK_HAS_SHA256) {

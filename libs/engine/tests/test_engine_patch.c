@@ -29,6 +29,7 @@ struct ctx {
 	char rp[8][ENGINE_RP_ID_MAX];
 	uint8_t *saved[8]; /* image of each restore point */
 	int n;
+	bool buffered; /* no O_DIRECT anywhere */
 };
 
 static int setup(void **state)
@@ -83,7 +84,7 @@ static void run(struct ctx *c, const struct engine_extents *changed,
 /* Every restore point from the first-th on restores byte-exact and verifies clean. */
 static void check_all_from(struct ctx *c, int first)
 {
-	struct engine_restore_opts ro = { .threads = 3 };
+	struct engine_restore_opts ro = { .threads = 3, .no_direct_io = c->buffered };
 
 	for (int i = first; i < c->n; i++) {
 		struct engine_restore_result rr;
@@ -323,6 +324,23 @@ static void test_lost_objects_heal(void **state)
 	check_all_from(c, 2);
 }
 
+/* The same with direct I/O off (engine_repo_set_direct_io, restore no_direct_io): the
+ * page-cache paths give the same bytes. */
+static void test_buffered_io(void **state)
+{
+	struct ctx *c = *state;
+	struct engine_backup_result r;
+
+	c->buffered = true;
+	engine_repo_set_direct_io(c->repo, false);
+	run(c, NULL, &r);
+	c->data[2 * CS + 3 * BLK] ^= 1;
+	c->data[IMG - 1] ^= 1;
+	run(c, NULL, &r);
+	assert_int_equal(r.chunks_patch, 2);
+	check_all(c);
+}
+
 /* The patch format on its own: round trip, and malformed patches refused. */
 static void test_patch_format(void **state)
 {
@@ -359,6 +377,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_patches_ct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_objects_heal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_io, setup, teardown),
 		cmocka_unit_test(test_patch_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,9 @@ const struct cfg_key mover_cfg_keys[] = {
 	            "hash/compress/encrypt threads per task (0 = CPUs + 1)"),
 	CFG_INT_SVC("chunk_size", struct mover_cfg, chunk_size, "0", 0, 8388608,
 	            "disk chunk size in bytes, a multiple of 4096 (0 = engine default)"),
+	CFG_KEY_("direct_io", CFG_T_BOOL, struct mover_cfg, direct_io, "true", 0, 1,
+	         "write chunk files with O_DIRECT where the repository's file system allows it",
+	         false, true),
 };
 const size_t mover_cfg_nkeys = sizeof(mover_cfg_keys) / sizeof(mover_cfg_keys[0]);
 

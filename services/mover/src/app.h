@@ -19,6 +19,7 @@ struct mover_cfg {
 	char *snapshot_mode;
 	long long engine_threads;
 	long long chunk_size;
+	bool direct_io;
 };
 
 extern const struct cfg_key mover_cfg_keys[];

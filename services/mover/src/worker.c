@@ -559,6 +559,8 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 		st = engine_tenant_keys_get(&ks, &a->mk, r.t->tenant_id, true, &keys, &e);
 	if (st == STATUS_OK) {
 		repo = engine_repo_open(repo_path, r.t->tenant_id, true, &e);
+		if (repo != NULL)
+			engine_repo_set_direct_io(repo, a->cfg.direct_io);
 		st = repo ? STATUS_OK : e.code;
 	}
 	if (st == STATUS_OK) {

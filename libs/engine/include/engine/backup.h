@@ -105,8 +105,10 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
                               struct engine_backup_result *res, struct err *e) MUST_CHECK;
 
 struct engine_restore_opts {
-	unsigned threads; /* 0 = online CPUs + 1 */
-	bool no_fsync;    /* skip the final fsync of the output */
+	unsigned threads;  /* 0 = online CPUs + 1 */
+	bool no_fsync;     /* skip the final fsync of the output */
+	bool no_direct_io; /* write the output through the page cache (default: aligned chunks
+	                      with O_DIRECT where the file system allows it) */
 	engine_progress_fn progress;
 	void *progress_ud;
 	const atomic_bool *cancel;

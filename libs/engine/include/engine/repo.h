@@ -32,6 +32,11 @@ void engine_repo_free(struct engine_repo *r);
 const char *engine_repo_tenant(const struct engine_repo *r);
 const char *engine_repo_root(const struct engine_repo *r);
 
+/** @brief Direct I/O for chunk writes (on by default; see engine_repo_chunk_stage). Turn it
+ *  off where O_DIRECT is slow or unsupported (some network file systems). Not thread-safe
+ *  against writers running at the same time: set it right after opening. */
+void engine_repo_set_direct_io(struct engine_repo *r, bool on);
+
 /** @brief Path of a chunk's file: new string (caller frees). */
 char *engine_repo_chunk_path(const struct engine_repo *r, const uint8_t id[ENGINE_ID_LEN]);
 
