@@ -1018,9 +1018,11 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	engine_pool_init(&b.pool, npool, b.bufsize);
 	engine_queue_init(&b.work, 2 * (size_t)nw);
 	engine_queue_init(&b.hash, npool);
-	/* items in the done queue hold no buffers: a deep queue lets workers run on while
-	 * the collector waits for a batch's fdatasyncs */
-	engine_queue_init(&b.done, 1024);
+	/* Items in the done queue hold no chunk buffers, only a block map record (~1/128 of
+	 * the chunk): a deep queue lets workers run on while the collector waits for a batch's
+	 * fdatasyncs. Deep enough for 1 GiB of chunks, so records stay within ~8 MiB. */
+	engine_queue_init(&b.done,
+	                  b.bufsize >= (1u << 20) ? (size_t)1024 * (1u << 20) / b.bufsize : 1024);
 	atomic_store(&b.workers_left, nw);
 	workers = xcalloc(nw, sizeof(*workers));
 	for (started = 0; started < nw; started++)
