@@ -96,6 +96,7 @@ static void chunk_error(struct err *e, enum status st, const char *rp_id, const 
 /* ---- restore ---- */
 
 #define RESTORE_DIO_WRITERS 2
+#define RESTORE_POOL_BYTES ((size_t)128 << 20)
 
 struct ritem {
 	size_t idx;
@@ -348,6 +349,7 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	struct ritem **pending = NULL, *it;
 	pthread_t disp, writer[RESTORE_DIO_WRITERS], *workers = NULL;
 	unsigned nw, started = 0, writers = 0;
+	size_t npool;
 	bool disp_started = false, writer_started = false;
 	EVP_MD_CTX *sha = NULL;
 	uint8_t *zeros = NULL;
@@ -400,10 +402,17 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	nw = o->threads ? o->threads : default_threads();
 	if (nw > 64)
 		nw = 64;
-	engine_pool_init(&r.pool, 4 * (size_t)nw + 8, r.maxlen);
+	/* Enough buffers for the writers to trail the workers, but at most ~128 MiB of them
+	 * (with 8 MiB chunks), never fewer than two per worker. */
+	npool = 4 * (size_t)nw + 8;
+	if (npool * r.maxlen > RESTORE_POOL_BYTES)
+		npool = RESTORE_POOL_BYTES / r.maxlen;
+	if (npool < 2 * (size_t)nw + 2)
+		npool = 2 * (size_t)nw + 2;
+	engine_pool_init(&r.pool, npool, r.maxlen);
 	engine_queue_init(&r.work, 2 * (size_t)nw);
-	engine_queue_init(&r.done, 4 * (size_t)nw + 4);
-	engine_queue_init(&r.write, 4 * (size_t)nw + 8); /* never full: one per buffer */
+	engine_queue_init(&r.done, npool);
+	engine_queue_init(&r.write, npool); /* never full: one per buffer */
 	/* An array of pointers: sizeof(*pending) is meant to be a pointer's size. */
 	pending = xcalloc(r.d->n_entries ? r.d->n_entries : 1,
 	                  sizeof(*pending)); // NOLINT(bugprone-sizeof-expression)
