@@ -2,7 +2,7 @@
 # bench/run.sh - cairn's engine vs restic vs borg on the same data, in the same run.
 # One command; see bench/README.md. Environment knobs:
 #   DATA=<dir>        datasets + scratch (default <repo>/bench-data, gitignored)
-#   RUNS=3            repetitions (medians are reported)
+#   RUNS=5            repetitions (medians are reported; ~8 min on 2 cores)
 #   TOOLS="cairn restic borg"
 #   CAIRN_ARGS=""     extra cairn-engine backup args (e.g. "--chunk-size 4M --zstd-level -1")
 #   BUILD=<dir>       Release build dir for cairn-engine (default <repo>/build-bench)
@@ -10,7 +10,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=${DATA:-$ROOT/bench-data}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 TOOLS=${TOOLS:-"cairn restic borg"}
 CAIRN_ARGS=${CAIRN_ARGS:-}
 BUILD=${BUILD:-$ROOT/build-bench}
