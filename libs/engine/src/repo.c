@@ -269,7 +269,11 @@ static int write_chunk(struct engine_repo *r, int fd, const uint8_t *buf, size_t
 	int fl;
 
 	if (head > 0 && !atomic_load(&r->dio_off) && (uintptr_t)buf % ENGINE_DIO_ALIGN == 0 &&
-	    (fl = fcntl(fd, F_GETFL)) >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0) {
+	    (fl = fcntl(fd, F_GETFL)) >= 0) {
+		if (fcntl(fd, F_SETFL, fl | O_DIRECT) != 0) {
+			atomic_store(&r->dio_off, true); /* refused: do not ask for every chunk */
+			return engine_fs_pwrite_full(fd, buf, n, 0) < 0 ? -1 : 0;
+		}
 		long long w = engine_fs_pwrite_full(fd, buf, head, 0);
 		int saved = errno;
 

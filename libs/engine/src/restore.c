@@ -113,6 +113,8 @@ struct rctx {
 	int fd;
 	int dfd;             /* the output opened with O_DIRECT, or -1 */
 	bool in_place;       /* a device: written in place, no rename after the SHA-256 check */
+	size_t dio_align;    /* O_DIRECT only for ranges aligned to this (>= the page size, so a
+	                        direct range never shares a page with a buffered write) */
 	atomic_bool dio_off; /* O_DIRECT writes were refused: buffered from then on */
 	size_t maxlen;
 	struct engine_queue work, done;
@@ -163,7 +165,8 @@ static void *rdispatch_main(void *arg)
 		it->idx = i;
 		/* Buffers are taken in entry order, so the in-order collector can always make
 		 * progress: the oldest outstanding entry always holds a buffer. */
-		if (r->d->entries[i].kind != ENGINE_ENTRY_ZERO) {
+		/* A device keeps whatever it held before: its zero entries are written too. */
+		if (r->d->entries[i].kind != ENGINE_ENTRY_ZERO || r->in_place) {
 			double t0 = engine_now();
 
 			it->buf = engine_pool_get(&r->pool);
@@ -200,7 +203,9 @@ static void *rworker_main(void *arg)
 	while ((it = engine_queue_pop(&r->work)) != NULL) {
 		const struct engine_manifest_entry *en = &r->d->entries[it->idx];
 
-		if (it->buf != NULL && !rstop(r)) {
+		if (it->buf != NULL && en->kind == ENGINE_ENTRY_ZERO) {
+			memset(it->buf, 0, en->length);
+		} else if (it->buf != NULL && !rstop(r)) {
 			const uint8_t *bad = en->id;
 			double t0 = engine_now();
 			enum status st = fetch_entry(r->repo, c, en, sealed, scap, it->buf,
@@ -260,8 +265,8 @@ static void *rwriter_main(void *arg)
 			 * cache and no page cache to allocate for gigabytes the restore
 			 * never reads back. The rest (a short last chunk) goes through it. */
 			bool direct = r->dfd >= 0 && !atomic_load(&r->dio_off) &&
-			              en->offset % ENGINE_DIO_ALIGN == 0 &&
-			              en->length % ENGINE_DIO_ALIGN == 0;
+			              en->offset % r->dio_align == 0 &&
+			              en->length % r->dio_align == 0;
 
 			if (direct) {
 				w = engine_fs_pwrite_full(r->dfd, it->buf, en->length, en->offset);
@@ -334,7 +339,18 @@ static enum status open_output(const char *out_path, uint64_t size, int *fd, int
 		*tmp = NULL;
 		return st;
 	}
-	*dfd = open(*tmp, O_WRONLY | O_CLOEXEC | O_DIRECT);
+	/* Reopened by name for O_DIRECT: make sure it is still our file (no symlink, same
+	 * inode), else write through the first descriptor only. */
+	*dfd = open(*tmp, O_WRONLY | O_CLOEXEC | O_DIRECT | O_NOFOLLOW);
+	if (*dfd >= 0) {
+		struct stat a, b;
+
+		if (fstat(*fd, &a) != 0 || fstat(*dfd, &b) != 0 || a.st_dev != b.st_dev ||
+		    a.st_ino != b.st_ino) {
+			close(*dfd);
+			*dfd = -1;
+		}
+	}
 	return STATUS_OK;
 }
 
@@ -385,6 +401,11 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	res->chunks_total = r.d->n_entries;
 	st = open_output(out_path, r.d->size, &r.fd, &r.dfd, &tmp, e);
 	r.in_place = tmp == NULL;
+	{
+		long ps = sysconf(_SC_PAGESIZE);
+
+		r.dio_align = ps > (long)ENGINE_DIO_ALIGN ? (size_t)ps : ENGINE_DIO_ALIGN;
+	}
 	if (r.dfd >= 0 && o->no_direct_io) {
 		close(r.dfd);
 		r.dfd = -1;
@@ -423,6 +444,12 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 			break;
 	if (started < nw && atomic_fetch_sub(&r.workers_left, nw - started) == nw - started)
 		engine_queue_close(&r.done);
+	/* Two writers only when chunks go out with O_DIRECT: buffered pwrites from two threads
+	 * contend on the inode lock (FastCDC entries are almost never aligned). */
+	if (r.dfd >= 0 && (r.d->flags & ENGINE_DISK_CDC)) {
+		close(r.dfd);
+		r.dfd = -1;
+	}
 	for (unsigned i = 0; started > 0 && i < (r.dfd >= 0 ? RESTORE_DIO_WRITERS : 1); i++)
 		if (pthread_create(&writer[i], NULL, rwriter_main, &r) == 0)
 			writers++;
@@ -527,7 +554,8 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 		close(r.dfd);
 		r.dfd = -1;
 	}
-	if (!o->no_fsync && fsync(r.fd) != 0) {
+	/* (a character device such as /dev/null cannot be synced: EINVAL is not a failure) */
+	if (!o->no_fsync && fsync(r.fd) != 0 && !(r.in_place && errno == EINVAL)) {
 		st = err_set(e, STATUS_IO, "fsync output: %s", strerror(errno));
 		goto out_output;
 	}
