@@ -70,14 +70,29 @@ static void test_canary(void **state)
 	path = xasprintf("%s/img", src_dir);
 	write_file(path, img, n);
 
-	for (int pass = 0; pass < 3; pass++) {
+	char parent[ENGINE_RP_ID_MAX] = "";
+
+	for (int pass = 0; pass < 4; pass++) {
 		struct engine_backup_opts o = { .chunk_size = CS, .threads = 2 };
 		struct engine_disk_source d = { .name = "disk0", .path = path };
 
-		o.no_compress = pass == 1;
+		o.no_compress = pass == 1 || pass == 3;
 		o.cdc = pass == 2;
 		o.source = "vm-with-canary"; /* metadata is encrypted too */
+		if (pass == 3) {
+			/* an incremental whose new canaries land in patches (one block of the
+			 * random chunk, one of a zero chunk): patches and block maps are
+			 * sealed like chunks, uncompressed here so nothing hides them */
+			memcpy(img + CS + 5000, CANARY, sizeof(CANARY) - 1);
+			memcpy(img + 5 * CS + 9000, CANARY, sizeof(CANARY) - 1);
+			write_file(path, img, n);
+			o.parent_rp = parent;
+		}
 		assert_int_equal(engine_backup_run(r, &tk, &d, 1, &o, &res, &e), STATUS_OK);
+		if (pass == 1)
+			snprintf(parent, sizeof(parent), "%s", res.rp_id);
+		if (pass == 3)
+			assert_int_equal(res.chunks_patch, 2);
 		assert_int_equal(count_hits(t->repo_dir, CANARY, sizeof(CANARY) - 1), 0);
 		assert_int_equal(count_hits(t->repo_dir, "vm-with-canary", 14), 0);
 		/* neither the tenant keys nor the master key appear in repository or keys dir */
@@ -88,7 +103,7 @@ static void test_canary(void **state)
 		assert_int_equal(count_hits(t->keys_dir, tk.id_key, 32), 0);
 		assert_int_equal(count_hits(t->keys_dir, t->mk.k, 32), 0);
 	}
-	/* sanity: the scanner finds the canary where it is */
+	/* sanity: the scanner finds the canaries where they are */
 	assert_int_equal(count_hits(src_dir, CANARY, sizeof(CANARY) - 1), 1);
 	free(img);
 	free(path);
