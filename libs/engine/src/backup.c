@@ -202,12 +202,20 @@ static bool push_item(struct bctx *b, struct bitem *it)
 	return true;
 }
 
+/* Length of fixed-size chunk idx (the last one may be short). */
+static uint32_t chunk_len(const struct bctx *b, const struct bdisk *d, uint64_t idx)
+{
+	uint64_t off = idx * b->cs;
+
+	return (uint32_t)(d->size - off < b->cs ? d->size - off : b->cs);
+}
+
 /* The parent's entry for the chunk at idx if it covers the same bytes, else NULL. */
 static const struct engine_manifest_entry *parent_entry(const struct bctx *b, const struct bdisk *d,
                                                         uint64_t idx)
 {
 	uint64_t off = idx * b->cs;
-	uint32_t len = (uint32_t)(d->size - off < b->cs ? d->size - off : b->cs);
+	uint32_t len = chunk_len(b, d, idx);
 
 	if (d->pdisk == NULL || idx >= d->pdisk->n_entries ||
 	    d->pdisk->entries[idx].offset != off || d->pdisk->entries[idx].length != len)
@@ -218,11 +226,8 @@ static const struct engine_manifest_entry *parent_entry(const struct bctx *b, co
 /* Change tracking says the chunk at idx did not change: take the parent's entry. */
 static bool is_copy(const struct bctx *b, const struct bdisk *d, uint64_t idx)
 {
-	uint64_t off = idx * b->cs;
-	uint32_t len = (uint32_t)(d->size - off < b->cs ? d->size - off : b->cs);
-
 	return d->parent != NULL && parent_entry(b, d, idx) != NULL &&
-	       !engine_extents_overlap(d->src->changed, off, len);
+	       !engine_extents_overlap(d->src->changed, idx * b->cs, chunk_len(b, d, idx));
 }
 
 /* Load the parent's block map g of disk d (NULL on any problem: those entries are then
@@ -299,7 +304,7 @@ static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *t
 		it->disk = di;
 		it->idx = idx;
 		it->off = idx * b->cs;
-		it->len = (uint32_t)(d->size - it->off < b->cs ? d->size - it->off : b->cs);
+		it->len = chunk_len(b, d, idx);
 		if (d->maps && idx % b->map_group == 0)
 			mg = group_start(b, &mc, di, idx, n);
 		it->mg = d->maps ? mg : NULL;
@@ -435,18 +440,19 @@ static void *hasher_main(void *arg)
 
 /* ---- workers ---- */
 
+static const uint8_t zero_block[ENGINE_BLOCK];
+
 /* Block map record of a parent entry that is all zeros (such entries need no stored map). */
 static void zero_rec(const struct bctx *b, struct engine_codec *c, uint32_t len,
                      struct engine_blockmap_rec *r)
 {
-	static const uint8_t zeros[ENGINE_BLOCK];
 	uint32_t nb = engine_blocks(len);
 
 	engine_blockmap_rec_alloc(r, nb);
 	for (uint32_t i = 0; i < nb; i++)
 		memcpy(r->fps + (size_t)i * ENGINE_FP_LEN, b->zfp, ENGINE_FP_LEN);
 	if (len % ENGINE_BLOCK != 0)
-		engine_codec_fingerprints(c, zeros, len % ENGINE_BLOCK,
+		engine_codec_fingerprints(c, zero_block, len % ENGINE_BLOCK,
 		                          r->fps + (size_t)(nb - 1) * ENGINE_FP_LEN);
 }
 
@@ -617,13 +623,6 @@ static void *worker_main(void *arg)
 }
 
 /* ---- setup and collector ---- */
-
-static unsigned default_threads(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 2 : (unsigned)n + 1;
-}
 
 static enum status open_disks(struct bctx *b, const struct engine_disk_source *src, size_t n,
                               const struct engine_manifest *parent, struct err *e)
@@ -966,11 +965,7 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	b.groups_tail = &b.groups;
 	pthread_mutex_init(&b.emu, NULL);
 	c = engine_codec_new(keys, b.level, !o->no_compress);
-	{
-		static const uint8_t zeros[ENGINE_BLOCK];
-
-		engine_codec_fingerprints(c, zeros, ENGINE_BLOCK, b.zfp);
-	}
+	engine_codec_fingerprints(c, zero_block, ENGINE_BLOCK, b.zfp);
 
 	if (b.cs % 4096 != 0 || b.cs > ENGINE_CHUNK_MAX || b.cs == 0) {
 		st = err_set(e, STATUS_INVALID, "chunk size must be a multiple of 4096, <= 8 MiB");
@@ -1006,7 +1001,7 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	for (size_t i = 0; i < b.n_disks; i++)
 		res->bytes_total += b.disks[i].size;
 
-	nw = o->threads ? o->threads : default_threads();
+	nw = o->threads ? o->threads : engine_default_threads();
 	if (nw > 64)
 		nw = 64;
 	b.bufsize = o->cdc ? b.cdc.max : b.cs;

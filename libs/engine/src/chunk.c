@@ -33,19 +33,6 @@ struct engine_codec {
 	size_t scratch_cap;
 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 struct engine_codec *engine_codec_new(const struct engine_tenant_keys *tk, int zstd_level,
                                       bool compress)
 {
@@ -187,8 +174,8 @@ enum status engine_codec_seal(struct engine_codec *c, uint8_t kind, const uint8_
 	out[5] = kind;
 	out[6] = flags;
 	out[7] = 0;
-	put32(out + 8, (uint32_t)n);
-	put32(out + 12, (uint32_t)stored);
+	engine_put_le32(out + 8, (uint32_t)n);
+	engine_put_le32(out + 12, (uint32_t)stored);
 	if (RAND_bytes(out + 16, 12) != 1)
 		return err_set(e, STATUS_INTERNAL, "RAND_bytes failed");
 	aad_build(aad, out, id);
@@ -212,8 +199,8 @@ enum status engine_chunk_header_parse(const uint8_t *in, size_t in_len, size_t m
 	h->version = in[4];
 	h->kind = in[5];
 	h->flags = in[6];
-	h->plain_len = get32(in + 8);
-	h->stored_len = get32(in + 12);
+	h->plain_len = engine_get_le32(in + 8);
+	h->stored_len = engine_get_le32(in + 12);
 	memcpy(h->nonce, in + 16, 12);
 	memcpy(h->tag, in + 28, 16);
 	if (h->version != ENGINE_CHUNK_VERSION)

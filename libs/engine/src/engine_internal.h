@@ -11,6 +11,23 @@
 #include "common/err.h"
 #include "engine/hex.h"
 
+/* ---- little-endian fields of the on-disk formats ---- */
+static inline void engine_put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static inline uint32_t engine_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/** @brief Default pipeline width: online CPUs + 1 (one thread can wait on I/O). */
+unsigned engine_default_threads(void);
+
 /* ---- file system ---- */
 /** @brief Write buf to dir/name atomically: temp file in dir, fsync, link (no overwrite),
  *  unlink temp, fsync dir. @returns STATUS_CONFLICT if name exists, STATUS_IO otherwise. */

@@ -327,6 +327,13 @@ void *engine_pool_get(struct engine_pool *p)
 	return b;
 }
 
+unsigned engine_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 2 : (unsigned)n + 1;
+}
+
 void *engine_malloc_aligned(size_t n)
 {
 	void *p = NULL;

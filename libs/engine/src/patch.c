@@ -7,21 +7,10 @@
 #include "common/buf.h"
 #include "common/xalloc.h"
 
+#include "engine_internal.h"
+
 static const uint8_t PATCH_MAGIC[4] = { 'C', 'P', 'T', '1' };
 static const uint8_t MAP_MAGIC[4] = { 'C', 'B', 'M', '1' };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static uint32_t block_len(uint32_t len, uint32_t i)
 {
@@ -67,15 +56,15 @@ size_t engine_patch_build(const uint8_t *chunk, uint32_t len, const uint8_t *set
 
 	engine_patch_set_bytes(set, len, &n);
 	memcpy(out, PATCH_MAGIC, 4);
-	put32(out + 4, len);
-	put32(out + 8, n);
+	engine_put_le32(out + 4, len);
+	engine_put_le32(out + 8, n);
 	data = idx + 4 * (size_t)n;
 	for (uint32_t i = 0; i < nb; i++) {
 		if (!(set[i / 8] & (1u << (i % 8))))
 			continue;
 		uint32_t bl = block_len(len, i);
 
-		put32(idx, i);
+		engine_put_le32(idx, i);
 		idx += 4;
 		memcpy(data, chunk + (size_t)i * ENGINE_BLOCK, bl);
 		data += bl;
@@ -92,26 +81,26 @@ enum status engine_patch_apply(uint8_t *buf, uint32_t len, const uint8_t *p, siz
 
 	if (n < 12 || memcmp(p, PATCH_MAGIC, 4) != 0)
 		return err_set(e, STATUS_CORRUPT, "patch: bad magic");
-	if (get32(p + 4) != len)
+	if (engine_get_le32(p + 4) != len)
 		return err_set(e, STATUS_CORRUPT, "patch: made for %u bytes, entry has %u",
-		               get32(p + 4), len);
-	k = get32(p + 8);
+		               engine_get_le32(p + 4), len);
+	k = engine_get_le32(p + 8);
 	if (k > nb || (n - 12) / 4 < k)
 		return err_set(e, STATUS_CORRUPT, "patch: bad block count %u", k);
 	idx = p + 12;
 	data = idx + 4 * (size_t)k;
 	need = 12 + 4 * (size_t)k;
 	for (uint32_t j = 0; j < k; j++) {
-		uint32_t i = get32(idx + 4 * (size_t)j);
+		uint32_t i = engine_get_le32(idx + 4 * (size_t)j);
 
-		if (i >= nb || (j > 0 && i <= get32(idx + 4 * (size_t)(j - 1))))
+		if (i >= nb || (j > 0 && i <= engine_get_le32(idx + 4 * (size_t)(j - 1))))
 			return err_set(e, STATUS_CORRUPT, "patch: bad block index %u", i);
 		need += block_len(len, i);
 	}
 	if (need != n)
 		return err_set(e, STATUS_CORRUPT, "patch: %zu bytes, expected %zu", n, need);
 	for (uint32_t j = 0; buf != NULL && j < k; j++) {
-		uint32_t i = get32(idx + 4 * (size_t)j), bl = block_len(len, i);
+		uint32_t i = engine_get_le32(idx + 4 * (size_t)j), bl = block_len(len, i);
 
 		memcpy(buf + (size_t)i * ENGINE_BLOCK, data, bl);
 		data += bl;
@@ -165,7 +154,7 @@ uint8_t *engine_blockmap_encode(const struct engine_blockmap_rec *recs, size_t n
 
 	buf_init(&b);
 	buf_append(&b, MAP_MAGIC, 4);
-	put32(t, (uint32_t)n);
+	engine_put_le32(t, (uint32_t)n);
 	buf_append(&b, t, 4);
 	for (size_t i = 0; i < n; i++) {
 		const struct engine_blockmap_rec *r = &recs[i];
@@ -174,7 +163,7 @@ uint8_t *engine_blockmap_encode(const struct engine_blockmap_rec *recs, size_t n
 		buf_append(&b, t, 1);
 		if (!r->has)
 			continue;
-		put32(t, r->nblocks);
+		engine_put_le32(t, r->nblocks);
 		buf_append(&b, t, 4);
 		buf_append(&b, r->patched, ((size_t)r->nblocks + 7) / 8);
 		buf_append(&b, r->fps, (size_t)r->nblocks * ENGINE_FP_LEN);
@@ -195,7 +184,7 @@ enum status engine_blockmap_decode(const uint8_t *p, size_t len, struct engine_b
 	*n = 0;
 	if (len < 8 || memcmp(p, MAP_MAGIC, 4) != 0)
 		return err_set(e, STATUS_CORRUPT, "block map: bad magic");
-	cnt = get32(p + 4);
+	cnt = engine_get_le32(p + 4);
 	if (cnt > len - 8) /* every record takes at least one byte */
 		return err_set(e, STATUS_CORRUPT, "block map: bad record count");
 	v = xcalloc(cnt ? cnt : 1, sizeof(*v));
@@ -211,7 +200,7 @@ enum status engine_blockmap_decode(const uint8_t *p, size_t len, struct engine_b
 		}
 		if (p[off] != 1 || len - off < 5)
 			goto bad;
-		nb = get32(p + off + 1);
+		nb = engine_get_le32(p + off + 1);
 		off += 5;
 		fl = (size_t)nb * ENGINE_FP_LEN;
 		bl = ((size_t)nb + 7) / 8;

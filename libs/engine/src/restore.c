@@ -21,13 +21,6 @@
 
 #include "engine_internal.h"
 
-static unsigned default_threads(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 2 : (unsigned)n + 1;
-}
-
 static bool is_cancelled(const atomic_bool *c)
 {
 	return c != NULL && atomic_load(c);
@@ -305,10 +298,11 @@ static void rreport(const struct rctx *r, uint64_t done, double t0)
 	r->o->progress(&p, r->o->progress_ud);
 }
 
-/* Open the output: a temp file beside a regular-file target, or the device itself; *dfd gets
- * a second descriptor with O_DIRECT where the file system supports it (else -1). */
-static enum status open_output(const char *out_path, uint64_t size, int *fd, int *dfd, char **tmp,
-                               struct err *e)
+/* Open the output: a temp file beside a regular-file target, or the device itself. With
+ * want_dio, *dfd gets a second descriptor with O_DIRECT where the file system supports it;
+ * else -1. */
+static enum status open_output(const char *out_path, uint64_t size, bool want_dio, int *fd,
+                               int *dfd, char **tmp, struct err *e)
 {
 	struct stat sb;
 
@@ -318,7 +312,8 @@ static enum status open_output(const char *out_path, uint64_t size, int *fd, int
 		*fd = open(out_path, O_WRONLY | O_CLOEXEC);
 		if (*fd < 0)
 			return err_set(e, STATUS_IO, "open %s: %s", out_path, strerror(errno));
-		*dfd = open(out_path, O_WRONLY | O_CLOEXEC | O_DIRECT);
+		if (want_dio)
+			*dfd = open(out_path, O_WRONLY | O_CLOEXEC | O_DIRECT);
 		return STATUS_OK;
 	}
 	*tmp = xasprintf("%s.cairn-tmp-XXXXXX", out_path);
@@ -339,6 +334,8 @@ static enum status open_output(const char *out_path, uint64_t size, int *fd, int
 		*tmp = NULL;
 		return st;
 	}
+	if (!want_dio)
+		return STATUS_OK;
 	/* Reopened by name for O_DIRECT: make sure it is still our file (no symlink, same
 	 * inode), else write through the first descriptor only. */
 	*dfd = open(*tmp, O_WRONLY | O_CLOEXEC | O_DIRECT | O_NOFOLLOW);
@@ -399,16 +396,15 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 		r.maxlen = 1;
 	res->bytes_total = r.d->size;
 	res->chunks_total = r.d->n_entries;
-	st = open_output(out_path, r.d->size, &r.fd, &r.dfd, &tmp, e);
+	/* O_DIRECT unless turned off; not for FastCDC entries, which are almost never aligned
+	 * (and two buffered writers would contend on the inode lock). */
+	st = open_output(out_path, r.d->size, !o->no_direct_io && !(r.d->flags & ENGINE_DISK_CDC),
+	                 &r.fd, &r.dfd, &tmp, e);
 	r.in_place = tmp == NULL;
 	{
 		long ps = sysconf(_SC_PAGESIZE);
 
 		r.dio_align = ps > (long)ENGINE_DIO_ALIGN ? (size_t)ps : ENGINE_DIO_ALIGN;
-	}
-	if (r.dfd >= 0 && o->no_direct_io) {
-		close(r.dfd);
-		r.dfd = -1;
 	}
 	if (st != STATUS_OK)
 		goto out;
@@ -420,7 +416,7 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 		}
 		zeros = xcalloc(1, r.maxlen);
 	}
-	nw = o->threads ? o->threads : default_threads();
+	nw = o->threads ? o->threads : engine_default_threads();
 	if (nw > 64)
 		nw = 64;
 	/* Enough buffers for the writers to trail the workers, but at most ~128 MiB of them
@@ -445,11 +441,7 @@ enum status engine_restore_disk(struct engine_repo *repo, const struct engine_te
 	if (started < nw && atomic_fetch_sub(&r.workers_left, nw - started) == nw - started)
 		engine_queue_close(&r.done);
 	/* Two writers only when chunks go out with O_DIRECT: buffered pwrites from two threads
-	 * contend on the inode lock (FastCDC entries are almost never aligned). */
-	if (r.dfd >= 0 && (r.d->flags & ENGINE_DISK_CDC)) {
-		close(r.dfd);
-		r.dfd = -1;
-	}
+	 * contend on the inode lock. */
 	for (unsigned i = 0; started > 0 && i < (r.dfd >= 0 ? RESTORE_DIO_WRITERS : 1); i++)
 		if (pthread_create(&writer[i], NULL, rwriter_main, &r) == 0)
 			writers++;
@@ -743,7 +735,7 @@ enum status engine_verify_rp(struct engine_repo *repo, const struct engine_tenan
 	v.o = o;
 	v.st = xcalloc(v.n ? v.n : 1, sizeof(*v.st));
 	v.why = xcalloc(v.n ? v.n : 1, sizeof(*v.why));
-	nw = o->threads ? o->threads : default_threads();
+	nw = o->threads ? o->threads : engine_default_threads();
 	if (nw > 64)
 		nw = 64;
 	workers = xcalloc(nw, sizeof(*workers));
