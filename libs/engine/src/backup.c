@@ -53,6 +53,7 @@ struct bitem {
 	uint8_t *buf;    /* pool buffer with the plaintext; NULL for copied entries */
 	struct hitem *h; /* shares buf with the hasher, or NULL */
 	bool copy;       /* entry taken from the parent manifest */
+	bool hole;       /* inside a hole of a sparse source: zero, never read */
 	struct engine_manifest_entry entry;         /* result (or the parent's entry when copy) */
 	const struct engine_manifest_entry *pentry; /* parent's entry at this index, or NULL */
 	struct mgroup *mg;                          /* block map group, or NULL (no maps) */
@@ -73,6 +74,10 @@ struct bdisk {
 	const struct engine_disk_source *src;
 	int fd;
 	uint64_t size;
+	/* A sparse regular file: chunks inside its holes are zero entries without a read.
+	 * [data_start, data_end) is the data extent found by the last SEEK_DATA probe. */
+	bool sparse;
+	uint64_t data_start, data_end;
 	const struct engine_manifest_disk *parent; /* usable parent disk for CT, or NULL */
 	const struct engine_manifest_disk *pdisk;  /* parent disk chunked the same way, or NULL */
 	bool maps;                                 /* this run writes block maps for the disk */
@@ -98,6 +103,7 @@ struct bctx {
 	bool hashing;             /* some disk has the whole-image SHA-256 */
 	struct engine_pool pool;
 	size_t bufsize;
+	uint8_t *zeros; /* bufsize zero bytes: what the hasher hashes for a hole */
 	uint32_t map_group;
 	uint8_t zfp[ENGINE_FP_LEN]; /* fingerprint of an all-zero block */
 	struct mgroup *groups;      /* reader appends; freed after the pipeline */
@@ -173,23 +179,25 @@ static void buf_release(struct bctx *b, uint8_t *buf, struct hitem *h)
 	if (h == NULL) {
 		engine_pool_put(&b->pool, buf);
 	} else if (atomic_fetch_sub(&h->refs, 1) == 1) {
-		engine_pool_put(&b->pool, h->buf);
+		if (h->buf != b->zeros)
+			engine_pool_put(&b->pool, h->buf);
 		free(h);
 	}
 }
 
 /* Queue a chunk for the workers and, when its disk is hashed, for the hasher (first, so
- * the hasher sees chunks in read order). On failure the item is released. */
+ * the hasher sees chunks in read order; a hole is hashed from b->zeros). On failure the
+ * item is released. */
 static bool push_item(struct bctx *b, struct bitem *it)
 {
-	if (it->buf != NULL && b->disks[it->disk].has_sha) {
+	if ((it->buf != NULL || it->hole) && b->disks[it->disk].has_sha) {
 		struct hitem *h = xcalloc(1, sizeof(*h));
 
 		h->disk = it->disk;
-		h->buf = it->buf;
+		h->buf = it->hole ? b->zeros : it->buf;
 		h->len = it->len;
-		atomic_init(&h->refs, 2);
-		it->h = h;
+		atomic_init(&h->refs, it->hole ? 1 : 2);
+		it->h = it->hole ? NULL : h;
 		if (!engine_queue_push(&b->hash, h))
 			buf_release(b, h->buf, h); /* the hasher's reference */
 	}
@@ -290,6 +298,37 @@ static struct mgroup *group_start(struct bctx *b, struct engine_codec **c, size_
 	return mg;
 }
 
+/* True when [off, off + len) lies wholly in a hole of the sparse source (SEEK_DATA /
+ * SEEK_HOLE, probed once per data extent as the reader moves forward): the chunk is zero
+ * and need not be read, as VMware's allocated-areas query lets a backup skip unallocated
+ * blocks. Any probe error turns probing off for the disk (everything is then read). */
+static bool in_hole(struct bdisk *d, uint64_t off, uint32_t len)
+{
+	if (!d->sparse)
+		return false;
+	if (off >= d->data_end) {
+		off_t nd = lseek(d->fd, (off_t)off, SEEK_DATA);
+
+		if (nd < 0 && errno == ENXIO) { /* no data from off to the end */
+			d->data_start = d->size;
+			d->data_end = UINT64_MAX;
+		} else if (nd < 0) {
+			d->sparse = false;
+			return false;
+		} else {
+			off_t nh = lseek(d->fd, nd, SEEK_HOLE);
+
+			if (nh <= nd) {
+				d->sparse = false;
+				return false;
+			}
+			d->data_start = (uint64_t)nd;
+			d->data_end = (uint64_t)nh;
+		}
+	}
+	return off + len <= d->data_start;
+}
+
 static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *tm)
 {
 	struct bdisk *d = &b->disks[di];
@@ -312,6 +351,8 @@ static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *t
 		if (is_copy(b, d, idx)) {
 			it->copy = true;
 			it->entry = *it->pentry;
+		} else if (in_hole(d, it->off, it->len)) {
+			it->hole = true;
 		} else {
 			double t0 = engine_now();
 
@@ -544,7 +585,7 @@ static void work_item(struct bctx *b, struct engine_codec *c, struct bitem *it, 
 
 	it->entry.offset = it->off;
 	it->entry.length = it->len;
-	if (engine_is_zero(it->buf, it->len)) {
+	if (it->hole || engine_is_zero(it->buf, it->len)) {
 		it->entry.kind = ENGINE_ENTRY_ZERO;
 		tm->id += engine_now() - t0;
 		return;
@@ -660,6 +701,9 @@ static enum status open_disks(struct bctx *b, const struct engine_disk_source *s
 			d->size = (uint64_t)end;
 		}
 		posix_fadvise(d->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		/* fewer blocks allocated than the size: the file has holes worth probing */
+		d->sparse =
+		        !b->o->cdc && S_ISREG(sb.st_mode) && (uint64_t)sb.st_blocks * 512 < d->size;
 		d->has_sha = !b->o->no_image_sha256;
 		if (parent != NULL && src[i].changed != NULL && !b->o->cdc) {
 			const struct engine_manifest_disk *pd =
@@ -1007,6 +1051,8 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	b.bufsize = o->cdc ? b.cdc.max : b.cs;
 	for (size_t i = 0; i < b.n_disks; i++)
 		b.hashing |= b.disks[i].has_sha;
+	if (b.hashing)
+		b.zeros = xcalloc(1, b.bufsize);
 	/* Buffers: the work queue, one per worker, the reader's, and slack so the hasher can
 	 * trail the workers by a few chunks without stalling the reader. */
 	npool = 3 * (size_t)nw + 3;
@@ -1085,6 +1131,7 @@ out_pipeline:
 	engine_queue_cleanup(&b.done);
 	engine_queue_cleanup(&b.hash);
 	engine_pool_cleanup(&b.pool);
+	free(b.zeros);
 	while (b.groups != NULL) {
 		struct mgroup *g = b.groups;
 

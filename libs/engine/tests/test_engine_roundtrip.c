@@ -1,10 +1,14 @@
 /* test_engine_roundtrip.c - byte-exact round trips (zero, sparse, random, ext4 images whose
  * size is not a multiple of the chunk size), FastCDC streams, incremental runs, cancel. */
 #define _GNU_SOURCE /* nftw, mkostemp in the test helpers */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
 
 #include <openssl/evp.h>
 
@@ -233,6 +237,61 @@ static void test_sparse_image(void **state)
 	fill_random(img + IMG_SIZE - 3000, 3000, 2); /* in the short last chunk */
 	memset(img + 2 * CS, 0x41, CS);              /* compressible */
 	roundtrip(c, img, IMG_SIZE, true);
+	free(img);
+}
+
+/* A file with real holes (ftruncate, data written at a few places): chunks wholly inside a
+ * hole are zero entries that are never read, and the image SHA-256 still covers them.
+ * Then an incremental after a hole is filled and data is punched out. */
+static void test_holey_file(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t *img = xcalloc(1, IMG_SIZE);
+	struct engine_backup_opts o = { .chunk_size = CS, .threads = 2 };
+	struct engine_backup_result r1, r2;
+	struct stat sb;
+	int fd;
+
+	fill_random(img + 5 * CS + 100, 5000, 5);    /* one chunk with data */
+	fill_random(img + 20 * CS - 4096, 8192, 6);  /* straddles chunks 19 and 20 */
+	fill_random(img + IMG_SIZE - 3000, 3000, 7); /* the short last chunk */
+	fd = open(c->img, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)IMG_SIZE), 0);
+	assert_int_equal(pwrite(fd, img + 5 * CS, CS, (off_t)(5 * CS)), (ssize_t)CS);
+	assert_int_equal(pwrite(fd, img + 20 * CS - 4096, 8192, (off_t)(20 * CS - 4096)), 8192);
+	assert_int_equal(pwrite(fd, img + IMG_SIZE - 3000, 3000, (off_t)(IMG_SIZE - 3000)), 3000);
+	assert_int_equal(fsync(fd), 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	close(fd);
+	if ((uint64_t)sb.st_blocks * 512 >= IMG_SIZE) {
+		free(img);
+		skip(); /* this file system does not keep holes */
+		return;
+	}
+	assert_int_equal(backup(c, &o, NULL, &r1), STATUS_OK);
+	/* chunks 5, 19, 20 and the last are read; the rest are holes */
+	assert_int_equal(r1.bytes_read, 3 * CS + IMG_SIZE % CS);
+	assert_int_equal(r1.chunks_zero, r1.chunks_total - 4);
+	check_image_sha(c, r1.rp_id, img, IMG_SIZE);
+	restore_and_compare(c, r1.rp_id);
+
+	/* fill a hole, punch chunk 5's data out: the incremental sees both */
+	fill_random(img + 9 * CS, CS, 8);
+	memset(img + 5 * CS, 0, CS);
+	fd = open(c->img, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, img + 9 * CS, CS, (off_t)(9 * CS)), (ssize_t)CS);
+	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(5 * CS),
+	                           (off_t)CS),
+	                 0);
+	close(fd);
+	o.parent_rp = r1.rp_id;
+	assert_int_equal(backup(c, &o, NULL, &r2), STATUS_OK);
+	assert_int_equal(r2.bytes_read, 3 * CS + IMG_SIZE % CS);
+	assert_int_equal(r2.chunks_new, 1);
+	check_image_sha(c, r2.rp_id, img, IMG_SIZE);
+	restore_and_compare(c, r2.rp_id);
 	free(img);
 }
 
@@ -514,6 +573,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zero_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo_layouts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sparse_image, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_holey_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tiny_images, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ext4_image, setup, teardown),
