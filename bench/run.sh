@@ -55,6 +55,14 @@ SMIB=$(( $(stat -c %s "$DATA/vm1-shifted.img") >> 20 ))
 warm() { cat "$@" > /dev/null; }
 size() { du -sb "$1" | cut -f1; }
 stage() { ln -f "$1" "$W/stage/disk.img"; }   # one stable path, like a VM disk that changes
+# Repositories are moved aside, not deleted, until the end of the script. This ext4 has no
+# journal, and without one the inode allocator skips inodes freed in the last 60-360 s
+# (fs/ext4/ialloc.c, recently_deleted()): a tool that creates many files right after the
+# previous step deleted many (cairn: one file per chunk) paid up to 30% of its CPU in
+# __ext4_new_inode. A journaled file system, as any production repository has, does not do
+# this. Applies to every tool's repositories alike; ~6 GiB per run until the end.
+TRASH=0
+trash() { local p; for p in "$@"; do [[ -e $p ]] || continue; TRASH=$((TRASH + 1)); mv "$p" "$W/trash/$TRASH"; done; }
 
 # measure RUN TOOL OP MIB BYTES_DIR -- command...   (records seconds, peak RSS, repo growth)
 measure() {
@@ -87,16 +95,16 @@ bench_cairn() {
   measure "$r" cairn incremental-ct "$MIB" "$W/cairn-repo-ct" -- "$CAIRN" backup --repo "$W/cairn-repo-ct" --keys "$W/cairn-keys" --tenant bench --disk vm1="$W/stage/disk.img" --rp-id incr-ct --parent initial --changed-extents "$DATA/vm1-changed.extents" $CAIRN_ARGS
   stage "$DATA/vm1-ct.img"; warm "$DATA/vm1-ct.img"
   measure "$r" cairn ct-1pct-chunks "$MIB" "$W/cairn-repo-ct" -- "$CAIRN" backup --repo "$W/cairn-repo-ct" --keys "$W/cairn-keys" --tenant bench --disk vm1="$W/stage/disk.img" --rp-id ct1 --parent initial --changed-extents "$DATA/vm1-ct.extents" $CAIRN_ARGS
-  rm -rf "$W/cairn-repo-ct"
+  trash "$W/cairn-repo-ct"
   stage "$DATA/vm1-shifted.img"; warm "$DATA/vm1-shifted.img"
   measure "$r" cairn shifted "$SMIB" "$R" -- "$CAIRN" backup --repo "$R" --keys "$W/cairn-keys" --tenant bench --disk vm1="$W/stage/disk.img" --rp-id shifted --parent incr $CAIRN_ARGS
   mkdir -p "$W/restore"
   measure "$r" cairn restore "$MIB" "" -- "$CAIRN" restore --repo "$R" --keys "$W/cairn-keys" --tenant bench --rp initial --disk vm1 --out "$W/restore/disk.img" --no-fsync
   [[ $r != 1 ]] || cmp "$W/restore/disk.img" "$DATA/vm1.img" || { echo "cairn restore differs"; exit 1; }
-  rm -rf "$W/restore" "$R"
+  rm -rf "$W/restore"; trash "$R"
   warm "$DATA/rand.bin"
   measure "$r" cairn random "$RMIB" "$W/cairn-rand" -- "$CAIRN" backup --repo "$W/cairn-rand" --keys "$W/cairn-keys" --tenant bench --disk rand="$DATA/rand.bin" $CAIRN_ARGS
-  rm -rf "$W/cairn-rand"
+  trash "$W/cairn-rand"
 }
 
 bench_restic() {
@@ -111,11 +119,11 @@ bench_restic() {
   measure "$r" restic shifted "$SMIB" "$R" -- "${rs[@]}" backup --tag shifted "$W/stage/disk.img"
   measure "$r" restic restore "$MIB" "" -- "${rs[@]}" restore latest --tag initial --target "$W/restore"
   [[ $r != 1 ]] || cmp "$W/restore$W/stage/disk.img" "$DATA/vm1.img" || { echo "restic restore differs"; exit 1; }
-  rm -rf "$W/restore" "$R" "$RESTIC_CACHE_DIR"
+  rm -rf "$W/restore"; trash "$R" "$RESTIC_CACHE_DIR"
   restic --repo "$W/restic-rand" --password-file "$W/restic.pass" --quiet init --repository-version 2 >/dev/null
   warm "$DATA/rand.bin"
   measure "$r" restic random "$RMIB" "$W/restic-rand" -- restic --repo "$W/restic-rand" --password-file "$W/restic.pass" --quiet backup "$DATA/rand.bin"
-  rm -rf "$W/restic-rand" "$RESTIC_CACHE_DIR"
+  trash "$W/restic-rand" "$RESTIC_CACHE_DIR"
 }
 
 bench_borg() {
@@ -131,14 +139,19 @@ bench_borg() {
   mkdir -p "$W/restore"; cd "$W/restore"
   measure "$r" borg restore "$MIB" "" -- borg extract --sparse "$R::initial" disk.img
   [[ $r != 1 ]] || cmp "$W/restore/disk.img" "$DATA/vm1.img" || { echo "borg restore differs"; exit 1; }
-  cd "$W"; rm -rf "$W/restore" "$R" "$BORG_BASE_DIR"
+  cd "$W"; rm -rf "$W/restore"; trash "$R" "$BORG_BASE_DIR"
   borg init --encryption repokey "$W/borg-rand" 2>/dev/null
   cd "$DATA"; warm "$DATA/rand.bin"
   measure "$r" borg random "$RMIB" "$W/borg-rand" -- borg create "$W/borg-rand::rand" rand.bin
-  cd "$W"; rm -rf "$W/borg-rand" "$BORG_BASE_DIR"
+  cd "$W"; trash "$W/borg-rand" "$BORG_BASE_DIR"
 }
 
-mkdir -p "$W/stage"
+mkdir -p "$W/stage" "$W/trash"
+avail=$(df --output=avail -B1G "$W" | tail -1 | tr -d ' ')
+if (( avail < 7 * RUNS )); then
+  echo "need about $((7 * RUNS)) GiB free in $W for $RUNS runs' repositories (they are deleted at the end); $avail GiB free"
+  exit 1
+fi
 for r in $(seq 1 "$RUNS"); do
   echo "== run $r of $RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))"
   for t in $TOOLS; do "bench_$t" "$r"; done
