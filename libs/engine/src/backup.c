@@ -77,6 +77,7 @@ struct bdisk {
 	/* A sparse regular file: chunks inside its holes are zero entries without a read.
 	 * [data_start, data_end) is the data extent found by the last SEEK_DATA probe. */
 	bool sparse;
+	bool regular; /* a regular file (can shrink under the reader; a device cannot) */
 	uint64_t data_start, data_end;
 	const struct engine_manifest_disk *parent; /* usable parent disk for CT, or NULL */
 	const struct engine_manifest_disk *pdisk;  /* parent disk chunked the same way, or NULL */
@@ -299,33 +300,39 @@ static struct mgroup *group_start(struct bctx *b, struct engine_codec **c, size_
 }
 
 /* True when [off, off + len) lies wholly in a hole of the sparse source (SEEK_DATA /
- * SEEK_HOLE, probed once per data extent as the reader moves forward): the chunk is zero
- * and need not be read, as VMware's allocated-areas query lets a backup skip unallocated
- * blocks. Any probe error turns probing off for the disk (everything is then read). */
+ * SEEK_HOLE): the chunk is zero and need not be read, as VMware's allocated-areas query lets a
+ * backup skip unallocated blocks. A chunk inside the data extent found last is read without a
+ * probe; any other chunk is probed as the reader reaches it, so a hole is only trusted as of
+ * now (data written ahead of the reader is read, as a plain read would). A probe past the end
+ * of a file that shrank is not a hole: the read reports the short file. Any probe error turns
+ * probing off for the disk (everything is then read). */
 static bool in_hole(struct bdisk *d, uint64_t off, uint32_t len)
 {
+	off_t nd, nh;
+	struct stat sb;
+
 	if (!d->sparse)
 		return false;
-	if (off >= d->data_end) {
-		off_t nd = lseek(d->fd, (off_t)off, SEEK_DATA);
-
-		if (nd < 0 && errno == ENXIO) { /* no data from off to the end */
-			d->data_start = d->size;
-			d->data_end = UINT64_MAX;
-		} else if (nd < 0) {
-			d->sparse = false;
+	if (off >= d->data_start && off < d->data_end)
+		return false;
+	nd = lseek(d->fd, (off_t)off, SEEK_DATA);
+	if (nd < 0 && errno == ENXIO) { /* no data from off to the end, or off past the end */
+		if (fstat(d->fd, &sb) != 0 || (uint64_t)sb.st_size < off + len)
 			return false;
-		} else {
-			off_t nh = lseek(d->fd, nd, SEEK_HOLE);
-
-			if (nh <= nd) {
-				d->sparse = false;
-				return false;
-			}
-			d->data_start = (uint64_t)nd;
-			d->data_end = (uint64_t)nh;
-		}
+		d->data_start = d->data_end = 0;
+		return true;
 	}
+	if (nd < 0) {
+		d->sparse = false;
+		return false;
+	}
+	nh = lseek(d->fd, nd, SEEK_HOLE);
+	if (nh <= nd) {
+		d->sparse = false;
+		return false;
+	}
+	d->data_start = (uint64_t)nd;
+	d->data_end = (uint64_t)nh;
 	return off + len <= d->data_start;
 }
 
@@ -378,6 +385,14 @@ static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *t
 			break;
 	}
 	engine_codec_free(mc);
+	/* A file that shrank after the reader passed its new end (holes are not read) */
+	struct stat sb;
+	if (!stopping(b) && d->regular && fstat(d->fd, &sb) == 0 &&
+	    (uint64_t)sb.st_size < d->size) {
+		err_set(&e, STATUS_IO, "%s shrank during backup (%llu of %llu bytes)", d->src->path,
+		        (unsigned long long)sb.st_size, (unsigned long long)d->size);
+		fail(b, STATUS_IO, &e);
+	}
 }
 
 static void read_cdc(struct bctx *b, size_t di, struct engine_backup_timing *tm)
@@ -702,8 +717,8 @@ static enum status open_disks(struct bctx *b, const struct engine_disk_source *s
 		}
 		posix_fadvise(d->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		/* fewer blocks allocated than the size: the file has holes worth probing */
-		d->sparse =
-		        !b->o->cdc && S_ISREG(sb.st_mode) && (uint64_t)sb.st_blocks * 512 < d->size;
+		d->regular = S_ISREG(sb.st_mode);
+		d->sparse = !b->o->cdc && d->regular && (uint64_t)sb.st_blocks * 512 < d->size;
 		d->has_sha = !b->o->no_image_sha256;
 		if (parent != NULL && src[i].changed != NULL && !b->o->cdc) {
 			const struct engine_manifest_disk *pd =
