@@ -1030,8 +1030,8 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 		st = err_set(e, STATUS_INVALID, "chunk size must be a multiple of 4096, <= 8 MiB");
 		goto out;
 	}
-	if (b.level < -50 || b.level > 19) {
-		st = err_set(e, STATUS_INVALID, "zstd level must be -50..19");
+	if (b.level < -50 || b.level > 22) {
+		st = err_set(e, STATUS_INVALID, "zstd level must be -50..22");
 		goto out;
 	}
 	if (o->rp_id != NULL) {

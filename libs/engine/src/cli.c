@@ -30,7 +30,7 @@ static const char USAGE[] =
         "          [--changed-extents [NAME=]FILE] [--chunk-size N[K|M]] [--zstd-level N]\n"
         "          [--no-compress] [--cdc] [--threads N] [--rp-id ID] [--source TEXT] "
         "[--progress]\n"
-        "          [--no-direct-io]\n"
+        "          [--no-direct-io] [--no-image-sha256]\n"
         "  list\n"
         "  restore --rp ID --disk NAME --out PATH [--threads N] [--no-fsync] [--progress]\n"
         "          [--no-direct-io]\n"
@@ -41,6 +41,7 @@ static const char USAGE[] =
         "A changed-extents file lists 'OFFSET LENGTH' per line (bytes, decimal or 0x-hex).\n"
         "Chunk files and restored images are written with O_DIRECT where the file system\n"
         "allows it; --no-direct-io writes through the page cache instead.\n"
+        "--zstd-level: -50..22 (default 1); --no-image-sha256 skips the whole-image SHA-256.\n"
         "Output: one JSON object on stdout. Exit: 0 ok, 1 failed, 2 usage, 3 not found,\n"
         "4 corrupt data, 5 cancelled.\n";
 
@@ -583,8 +584,8 @@ int engine_cli_main(int argc, char **argv, FILE *out, FILE *errs, const atomic_b
 				return usage(&c, "bad --chunk-size");
 			break;
 		case OPT_ZSTD:
-			if (!parse_int(optarg, -50, 19, &v))
-				return usage(&c, "--zstd-level wants -50..19");
+			if (!parse_int(optarg, -50, 22, &v))
+				return usage(&c, "--zstd-level wants -50..22");
 			c.zstd_level = (int)v;
 			c.zstd_level_set = true;
 			break;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include <sys/wait.h>
@@ -16,21 +17,24 @@
 
 #define CS ((size_t)64 << 10)
 
-static int g_files;
+static int g_files, g_published;
 
+/* Every file, and the published objects among them (64 hex digits; temp files are .tmp-*). */
 static int count_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
-	(void)p;
 	(void)sb;
-	(void)f;
-	if (flag == FTW_F)
-		g_files++;
+	if (flag != FTW_F)
+		return 0;
+	g_files++;
+	if (strlen(p + f->base) == 64 && strspn(p + f->base, "0123456789abcdef") == 64)
+		g_published++;
 	return 0;
 }
 
 static int count_files(const char *dir)
 {
 	g_files = 0;
+	g_published = 0;
 	nftw(dir, count_cb, 16, FTW_PHYS);
 	return g_files;
 }
@@ -51,7 +55,7 @@ static void test_sigkill_mid_backup(void **state)
 	size_t nids;
 	struct err e;
 	pid_t pid;
-	int status, seen = 0;
+	int status, seen = 0, published;
 
 	(void)state;
 	fill_random(img, n, 77);
@@ -64,11 +68,13 @@ static void test_sigkill_mid_backup(void **state)
 
 		_exit(st == STATUS_OK ? 0 : 1);
 	}
-	/* kill as soon as some chunks exist but long before the end */
+	/* kill as soon as some chunks are published (durable, linked into place: the retry must
+	 * find them) but long before the end */
 	for (int i = 0; i < 20000; i++) {
 		struct timespec ts = { 0, 1000L * 1000 };
 
-		seen = count_files(chunks);
+		count_files(chunks);
+		seen = g_published;
 		if (seen >= 8)
 			break;
 		nanosleep(&ts, NULL);
@@ -77,6 +83,8 @@ static void test_sigkill_mid_backup(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFSIGNALED(status)); /* it was still running */
 	assert_true(seen >= 8);
+	count_files(chunks);
+	published = g_published; /* durable objects the killed run left: chunks and block maps */
 
 	/* no restore point is visible */
 	assert_int_equal(engine_repo_manifest_list(r, &ids, &nids, &e), STATUS_OK);
@@ -85,7 +93,13 @@ static void test_sigkill_mid_backup(void **state)
 
 	/* the retry (same task, same rp id) completes and restores byte-exact */
 	assert_int_equal(engine_backup_run(r, &tk, &d, 1, &o, &res, &e), STATUS_OK);
-	assert_true(res.chunks_known > 0 || res.chunks_new == res.chunks_total);
+	/* random data: every chunk is new or was stored by the killed run; each published object
+	 * is a chunk (found again) or one of the block maps (one per 32 chunks) */
+	assert_int_equal(res.chunks_new + res.chunks_known, res.chunks_total);
+	assert_true(published >= 8);
+	assert_true(res.chunks_known > 0);
+	assert_true(res.chunks_known + (res.chunks_total + 31) / 32 >= (uint64_t)published);
+	assert_true(res.chunks_known <= (uint64_t)published);
 	struct engine_restore_opts ro = { 0 };
 	struct engine_restore_result rr;
 	char *out = xasprintf("%s/out", t->dir);

@@ -309,13 +309,7 @@ enum status mover_store_rp_commit(struct db_conn *dbc, const struct mover_task *
 	if (st == STATUS_OK && rp->file_index)
 		st = copy_file_index(dbc, rp->file_index, e);
 	if (st == STATUS_OK) {
-		json_t *fj = json_pack(
-		        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes_total",
-		        (json_int_t)f->bytes_total, "bytes_read", (json_int_t)f->bytes_read,
-		        "bytes_stored", (json_int_t)f->bytes_stored, "chunks_new",
-		        (json_int_t)f->chunks_new, "chunks_reused", (json_int_t)f->chunks_reused,
-		        "files_indexed", (json_int_t)f->files_indexed, "duration_ms",
-		        (json_int_t)f->duration_ms);
+		json_t *fj = mover_figures_json(f);
 		char *fs = json_dumps(fj, JSON_COMPACT);
 		const char *p[] = { t->task_id, status, rp->rp_id, fs, owner };
 		PGresult *res = NULL;

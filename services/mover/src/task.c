@@ -25,7 +25,7 @@ enum status mover_task_parse(const json_t *data, struct mover_task *t, struct er
 {
 	const char *mode = NULL;
 	json_t *opts = NULL;
-	int64_t level = 3;
+	int64_t level = MOVER_ZSTD_LEVEL_DEFAULT;
 	bool index = false;
 	enum status st;
 
@@ -55,7 +55,7 @@ enum status mover_task_parse(const json_t *data, struct mover_task *t, struct er
 	if (st == STATUS_OK)
 		st = jsonh_get_bool(opts, "index_files", JSONH_OPTIONAL, &index, e);
 	if (st == STATUS_OK)
-		st = jsonh_get_int(opts, "zstd_level", JSONH_OPTIONAL, -7, 19, &level, e);
+		st = jsonh_get_int(opts, "zstd_level", JSONH_OPTIONAL, 1, 22, &level, e);
 	if (st != STATUS_OK)
 		return st;
 	t->index_files = index;
@@ -68,20 +68,33 @@ json_t *mover_task_options_json(const struct mover_task *t)
 	return json_pack("{s:b, s:i}", "index_files", t->index_files, "zstd_level", t->zstd_level);
 }
 
+json_t *mover_figures_json(const struct mover_figures *f)
+{
+	json_t *o =
+	        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes_total",
+	                  (json_int_t)f->bytes_total, "bytes_read", (json_int_t)f->bytes_read,
+	                  "bytes_stored", (json_int_t)f->bytes_stored, "chunks_new",
+	                  (json_int_t)f->chunks_new, "chunks_reused", (json_int_t)f->chunks_reused,
+	                  "files_indexed", (json_int_t)f->files_indexed, "index_ms",
+	                  (json_int_t)f->index_ms, "duration_ms", (json_int_t)f->duration_ms);
+
+	if (o != NULL && f->files_indexed > 0)
+		json_object_set_new(
+		        o, "files_per_second",
+		        json_integer((json_int_t)((double)f->files_indexed * 1000.0 /
+		                                  (double)(f->index_ms ? f->index_ms : 1))));
+	return o;
+}
+
 json_t *mover_finished_json(const struct mover_task *t, const char *status,
                             const struct mover_figures *f, const char *rp_id,
                             const char *error_code, const char *error_message, const char *warning,
                             const char *finished_at)
 {
-	json_t *o = json_pack(
-	        "{s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:s?, s:s}",
-	        "task_id", t->task_id, "session_id", t->session_id, "tenant_id", t->tenant_id,
-	        "vm_id", t->vm_id, "status", status, "figures", "bytes_total",
-	        (json_int_t)f->bytes_total, "bytes_read", (json_int_t)f->bytes_read, "bytes_stored",
-	        (json_int_t)f->bytes_stored, "chunks_new", (json_int_t)f->chunks_new,
-	        "chunks_reused", (json_int_t)f->chunks_reused, "files_indexed",
-	        (json_int_t)f->files_indexed, "duration_ms", (json_int_t)f->duration_ms,
-	        "restore_point_id", rp_id, "finished_at", finished_at);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s?, s:s}", "task_id", t->task_id,
+	                      "session_id", t->session_id, "tenant_id", t->tenant_id, "vm_id",
+	                      t->vm_id, "status", status, "figures", mover_figures_json(f),
+	                      "restore_point_id", rp_id, "finished_at", finished_at);
 
 	if (o == NULL)
 		return NULL;

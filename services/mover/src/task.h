@@ -10,6 +10,9 @@
 
 #include "common/err.h"
 
+/* zstd level when a task's options name none: the engine's fast default
+ * (ENGINE_ZSTD_LEVEL_DEFAULT); tasks may ask for 1..22, as the event schema allows */
+#define MOVER_ZSTD_LEVEL_DEFAULT 1
 #define MOVER_ID_MAX 65 /* uuids and tenant ids (engine: 1..64 of [A-Za-z0-9_.-]) */
 
 struct mover_task {
@@ -38,8 +41,14 @@ struct mover_figures {
 	uint64_t bytes_total, bytes_read, bytes_stored;
 	uint64_t chunks_total, chunks_new, chunks_reused;
 	uint64_t files_indexed;
+	uint64_t index_ms; /* time spent listing guest files (0 when not indexed) */
 	uint64_t duration_ms;
 };
+
+/** @brief The figures object of backup.task.finished and of catalog.backup_tasks: byte and
+ *  chunk counts, files indexed, index_ms and (when files were indexed) files_per_second.
+ *  @returns a new reference. */
+json_t *mover_figures_json(const struct mover_figures *f);
 
 /** @brief The data of backup.task.finished. status is success|warning|failed|stopped;
  *  rp_id may be NULL; error_code/error_message may be NULL (success); warning may be NULL.

@@ -24,7 +24,8 @@
 #include "store.h"
 
 #define SOURCE "/cairn/mover"
-#define TOPIC "cairn.backup"
+#define TOPIC "cairn.backup"          /* task events, keyed by vm_id */
+#define TOPIC_REPO "cairn.repository" /* chunk.stored, keyed by repository_id */
 
 struct mover_worker {
 	struct mover_app *app;
@@ -58,16 +59,16 @@ static double now_s(const struct timespec *since)
 	return (double)(t.tv_sec - since->tv_sec) + (double)(t.tv_nsec - since->tv_nsec) / 1e9;
 }
 
-static void send_event(struct mover_app *a, const struct mover_task *t, const char *type,
-                       json_t *data)
+/* Produce an informational event directly (not through the outbox). Takes data. */
+static void send_event(struct mover_app *a, const struct mover_task *t, const char *topic,
+                       const char *key, const char *type, json_t *data)
 {
 	struct event ev;
 	struct err e;
 
 	event_init(&ev);
 	if (event_make(&ev, type, SOURCE, t->task_id, t->tenant_id, data, &e) != STATUS_OK ||
-	    kafka_producer_send(svc_get_producer(a->svc), TOPIC, t->vm_id, &ev, NULL, &e) !=
-	            STATUS_OK)
+	    kafka_producer_send(svc_get_producer(a->svc), topic, key, &ev, NULL, &e) != STATUS_OK)
 		log_warn("task %s: %s not sent: %s", t->task_id, type, e.msg);
 	event_cleanup(&ev);
 }
@@ -136,7 +137,7 @@ static void on_progress(const struct engine_progress *p, void *ud)
 	struct mover_app *a = r->w->app;
 
 	heartbeat(r, false);
-	send_event(a, r->t, "backup.task.progress",
+	send_event(a, r->t, TOPIC, r->t->vm_id, "backup.task.progress",
 	           mover_progress_json(r->t, p->bytes_read, p->bytes_stored, p->bytes_total,
 	                               p->percent, p->speed));
 	if (p->bytes_stored > r->last_stored) {
@@ -146,7 +147,7 @@ static void on_progress(const struct engine_progress *p, void *ud)
 		                      (json_int_t)(p->chunks_new - r->last_chunks), "bytes",
 		                      (json_int_t)(p->bytes_stored - r->last_stored));
 
-		send_event(a, r->t, "chunk.stored", d);
+		send_event(a, r->t, TOPIC_REPO, r->t->repository_id, "chunk.stored", d);
 		metrics_counter_add(a->m_bytes, NULL, (double)(p->bytes_stored - r->last_stored));
 		r->last_stored = p->bytes_stored;
 		r->last_chunks = p->chunks_new;
@@ -304,6 +305,8 @@ static FILE *index_disks(struct run *r, const struct platform_snapshot *snap, co
 		*complete = false;
 	if (r->fig.files_indexed > 0) {
 		double dt = now_s(&r->started) - t0;
+
+		r->fig.index_ms = (uint64_t)(dt * 1000.0);
 
 		log_ctx_info(&r->ctx, "task %s: indexed %llu files in %.2f s (%.0f files/s)",
 		             r->t->task_id, (unsigned long long)r->fig.files_indexed, dt,

@@ -59,8 +59,51 @@ static void test_parse_bad(void **state)
 	expect_bad("mode", json_string("differential"), "mode");
 	expect_bad("options", NULL, "options");
 	expect_bad("options", json_pack("{s:i}", "zstd_level", 99), "zstd_level");
+	expect_bad("options", json_pack("{s:i}", "zstd_level", 23), "zstd_level");
+	expect_bad("options", json_pack("{s:i}", "zstd_level", 0), "zstd_level");
 	expect_bad("options", json_pack("{s:s}", "index_files", "yes"), "index_files");
 	expect_bad("tenant_id", json_string(""), "tenant_id");
+}
+
+/* zstd_level: the schema's whole range 1..22 is accepted; absent means the engine's fast
+ * default (1), not zstd's own default (3). */
+static void test_zstd_levels(void **state)
+{
+	const int levels[] = { 1, 19, 20, 22 };
+	struct mover_task t;
+	struct err e;
+	json_t *j;
+
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		j = json_loads(good, 0, NULL);
+		json_object_set_new(json_object_get(j, "options"), "zstd_level",
+		                    json_integer(levels[i]));
+		assert_int_equal(mover_task_parse(j, &t, &e), STATUS_OK);
+		assert_int_equal(t.zstd_level, levels[i]);
+		json_decref(j);
+	}
+	j = json_loads(good, 0, NULL);
+	json_object_del(json_object_get(j, "options"), "zstd_level");
+	assert_int_equal(mover_task_parse(j, &t, &e), STATUS_OK);
+	assert_int_equal(t.zstd_level, 1);
+	json_decref(j);
+}
+
+/* Figures carry the indexing rate when files were indexed. */
+static void test_figures_json(void **state)
+{
+	struct mover_figures f = { .files_indexed = 5000, .index_ms = 250, .duration_ms = 900 };
+	json_t *o = mover_figures_json(&f);
+
+	assert_int_equal(json_integer_value(json_object_get(o, "files_indexed")), 5000);
+	assert_int_equal(json_integer_value(json_object_get(o, "index_ms")), 250);
+	assert_int_equal(json_integer_value(json_object_get(o, "files_per_second")), 20000);
+	json_decref(o);
+	f.files_indexed = 0;
+	f.index_ms = 0;
+	o = mover_figures_json(&f);
+	assert_null(json_object_get(o, "files_per_second"));
+	json_decref(o);
 }
 
 static void test_finished_json(void **state)
@@ -121,10 +164,9 @@ static void test_schema_examples_decode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_good),
-		cmocka_unit_test(test_parse_bad),
-		cmocka_unit_test(test_finished_json),
-		cmocka_unit_test(test_schema_examples_decode),
+		cmocka_unit_test(test_parse_good),    cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_zstd_levels),   cmocka_unit_test(test_figures_json),
+		cmocka_unit_test(test_finished_json), cmocka_unit_test(test_schema_examples_decode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

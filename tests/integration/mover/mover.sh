@@ -21,14 +21,19 @@ q() { PGOPTIONS='-c app.system=on' psql -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 mkdir -p "$work/ds" "$work/repo" "$work/content/etc" "$work/content/usr"
 head -c 32 /dev/urandom >"$work/master.key"
 echo "hello from web01" >"$work/content/etc/motd"
+# plaintext canary: inside the guest, never in the mover's logs or events (checked at the end)
+CANARY="cairn-canary-$run-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "$CANARY" >"$work/content/etc/canary.txt"
 cp -r /usr/include/linux "$work/content/usr/"
 "$DS" create-vm --root "$work/ds" --org acme --vdc vdc1 --vapp web --vm web01 --disk disk0=96M:"$work/content" >/dev/null
 "$DS" create-vm --root "$work/ds" --org acme --vdc vdc1 --vapp big --vm big01 --disk disk0=2G:raw >/dev/null
 "$DS" write --vm "$work/ds/acme/vdc1/big/big01" --disk disk0 --offset 0 --random 1500000000 --seed 5 >/dev/null
 "$DS" create-vm --root "$work/ds" --org globex --vdc vdc1 --vapp big --vm big02 --disk disk0=1G:raw >/dev/null
+"$DS" create-vm --root "$work/ds" --org initech --vdc vdc1 --vapp web --vm web03 --disk disk0=96M:raw >/dev/null
+"$DS" write --vm "$work/ds/initech/vdc1/web/web03" --disk disk0 --offset 0 --random 60000000 --seed 7 >/dev/null
 "$DS" write --vm "$work/ds/globex/vdc1/big/big02" --disk disk0 --offset 0 --random 900000000 --seed 6 >/dev/null
 vm_id() { "$DS" show --vm "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
-WEB=$(vm_id "$work/ds/acme/vdc1/web/web01"); BIG=$(vm_id "$work/ds/acme/vdc1/big/big01"); BIG2=$(vm_id "$work/ds/globex/vdc1/big/big02")
+WEB=$(vm_id "$work/ds/acme/vdc1/web/web01"); BIG=$(vm_id "$work/ds/acme/vdc1/big/big01"); BIG2=$(vm_id "$work/ds/globex/vdc1/big/big02"); WEB3=$(vm_id "$work/ds/initech/vdc1/web/web03")
 TEN=$(cat /proc/sys/kernel/random/uuid); REPO=$(cat /proc/sys/kernel/random/uuid)
 
 start_mover() { # $1 = log suffix
@@ -41,13 +46,14 @@ start_mover() { # $1 = log suffix
   fail "mover did not start"
 }
 # Publish through Kafka: a row in an outbox that the running mover's relay sends.
-send() { # type key data
+send() { # type key data [event id]
+  local id=${4:-$(uuid)}
   q "BEGIN; INSERT INTO catalog.outbox (id, topic, key, type, source, tenant_id, data) VALUES
-     (gen_random_uuid(), 'cairn.backup', '$2', '$1', '/tests/mover', '$TEN', '$3'::jsonb);
+     ('$id', 'cairn.backup', '$2', '$1', '/tests/mover', '$TEN', '$3'::jsonb);
      NOTIFY cairn_outbox_catalog; COMMIT;"
 }
-task() { # task_id vm mode index
-  send backup.task.requested "$2" "{\"task_id\":\"$1\",\"session_id\":\"$1\",\"tenant_id\":\"$TEN\",\"vm_id\":\"$2\",\"repository_id\":\"$REPO\",\"mode\":\"$3\",\"options\":{\"index_files\":$4,\"zstd_level\":3}}"
+task() { # task_id vm mode index [event id]
+  send backup.task.requested "$2" "{\"task_id\":\"$1\",\"session_id\":\"$1\",\"tenant_id\":\"$TEN\",\"vm_id\":\"$2\",\"repository_id\":\"$REPO\",\"mode\":\"$3\",\"options\":{\"index_files\":$4,\"zstd_level\":3}}" "${5:-}"
 }
 state() { q "SELECT state FROM catalog.tasks WHERE task_id = '$1'"; }
 wait_state() { # task state timeout_s
@@ -68,11 +74,16 @@ n=$(q "SELECT count(*) FROM catalog.file_index WHERE restore_point_id = '$T1'")
 expect=$(( $(find "$work/content" -mindepth 1 | wc -l) + 1 )) # + lost+found
 [[ $n == "$expect" ]] || fail "file index has $n rows, the tree has $expect entries"
 [[ $(q "SELECT size FROM catalog.file_index WHERE restore_point_id = '$T1' AND path = '/etc/motd'") == 17 ]] || fail "/etc/motd not indexed"
-echo "   restore point $T1, $n files indexed"
+fps=$(q "SELECT figures->>'files_per_second' FROM catalog.tasks WHERE task_id = '$T1'")
+[[ -n $fps && $fps -gt 0 ]] || fail "no files_per_second in the task's figures ('$fps')"
+echo "   restore point $T1, $n files indexed ($fps files/s)"
 
 echo "-- the same task delivered twice is one task and one restore point"
-task "$T1" "$WEB" full true
-sleep 2
+DUP=$(uuid); task "$T1" "$WEB" full true "$DUP"
+for _ in $(seq 1 300); do
+  [[ $(q "SELECT count(*) FROM catalog.applied_events WHERE event_id = '$DUP'") == 1 ]] && break; sleep 0.1
+done
+[[ $(q "SELECT count(*) FROM catalog.applied_events WHERE event_id = '$DUP'") == 1 ]] || fail "the duplicate delivery was never consumed"
 [[ $(q "SELECT count(*) FROM catalog.tasks WHERE task_id = '$T1'") == 1 ]] || fail "duplicate task rows"
 [[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T1'") == 1 ]] || fail "duplicate restore points"
 
@@ -142,25 +153,27 @@ read -r att st2 < <(q "SELECT attempts, figures->>'bytes_stored' FROM catalog.ta
 [[ $(q "SELECT count(*) FROM catalog.restore_points WHERE task_id = '$T4'") == 1 ]] || fail "restore point after retry"
 echo "   resumed on attempt $att, stored $st2 new bytes (the rest reused)"
 
-echo "-- tasks run in parallel across tenants, one at a time per tenant (per_tenant=1)"
-TEN2=$(uuid)
-T6=$(uuid); T7=$(uuid); T8=$(uuid)
+echo "-- tasks run in parallel across tenants, one at a time per tenant (per_tenant=1), at most 2 (workers=2)"
+TEN2=$(uuid); TEN3=$(uuid)
+T6=$(uuid); T7=$(uuid); T8=$(uuid); T9=$(uuid)
 task "$T6" "$BIG" full false; task "$T7" "$WEB" full false
-TEN_SAVE=$TEN; TEN=$TEN2; task "$T8" "$BIG2" full false; TEN=$TEN_SAVE
-same=0; across=0
-for _ in $(seq 1 600); do
-  running=$(q "SELECT string_agg(task_id::text, ' ') FROM catalog.tasks WHERE state = 'running' AND task_id IN ('$T6', '$T7', '$T8')")
+TEN_SAVE=$TEN; TEN=$TEN2; task "$T8" "$BIG2" full false; TEN=$TEN3; task "$T9" "$WEB3" full false; TEN=$TEN_SAVE
+same=0; across=0; most=0
+for _ in $(seq 1 900); do
+  running=$(q "SELECT string_agg(task_id::text, ' ') FROM catalog.tasks WHERE state = 'running' AND task_id IN ('$T6', '$T7', '$T8', '$T9')")
   [[ $running == *$T6* && $running == *$T7* ]] && same=1
   [[ ($running == *$T6* || $running == *$T7*) && $running == *$T8* ]] && across=1
-  done_n=$(q "SELECT count(*) FROM catalog.tasks WHERE task_id IN ('$T6', '$T7', '$T8') AND state IN ('success', 'warning', 'failed', 'stopped')")
-  [[ $done_n == 3 ]] && break
+  n_run=$(wc -w <<<"$running"); ((n_run > most)) && most=$n_run
+  done_n=$(q "SELECT count(*) FROM catalog.tasks WHERE task_id IN ('$T6', '$T7', '$T8', '$T9') AND state IN ('success', 'warning', 'failed', 'stopped')")
+  [[ $done_n == 4 ]] && break
   sleep 0.1
 done
-[[ $done_n == 3 ]] || fail "parallel tasks did not finish"
+[[ $done_n == 4 ]] || fail "parallel tasks did not finish"
 [[ $same == 0 ]] || fail "two tasks of one tenant ran at once"
 [[ $across == 1 ]] || fail "tasks of two tenants never ran at once"
-for t in $T6 $T7 $T8; do [[ $(state "$t") == success ]] || fail "task $t: $(state "$t")"; done
-echo "   two tenants in parallel, never two of one tenant"
+((most <= 2)) || fail "$most tasks ran at once with CAIRN_MOVER_WORKERS=2"
+for t in $T6 $T7 $T8 $T9; do [[ $(state "$t") == success ]] || fail "task $t: $(state "$t")"; done
+echo "   two tenants in parallel, never two of one tenant, never more than 2 of 3 tenants"
 
 echo "-- row-level security: the mover's role sees one tenant's rows, and only when scoped"
 for t in tasks restore_points restore_point_disks file_index tenant_keys; do
@@ -181,13 +194,57 @@ send backup.task.requested "$WEB" '{"task_id":"not-a-uuid"}'
 T5=$(uuid); task "$T5" "$WEB" incremental false
 wait_state "$T5" success 60
 
-echo "-- events reached Kafka (progress, snapshot.taken, chunk.stored, finished)"
-# Read cairn.backup with a throwaway consumer group through the stack's Kafka tooling.
-out=$(timeout 60 java -cp "$CAIRN_KAFKA_LIBS/*" org.apache.kafka.tools.consumer.ConsoleConsumer \
-  --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --topic cairn.backup --from-beginning \
-  --property print.headers=true --timeout-ms 8000 2>/dev/null || true)
-for t in backup.task.progress snapshot.taken chunk.stored backup.task.finished; do
+echo "-- events reached Kafka: task events on cairn.backup, chunk.stored on cairn.repository"
+# Read both topics with throwaway consumer groups through the stack's Kafka tooling.
+consume() { timeout 60 java -cp "$CAIRN_KAFKA_LIBS/*" org.apache.kafka.tools.consumer.ConsoleConsumer \
+  --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --topic "$1" --from-beginning \
+  --property print.headers=true --property print.timestamp=true --property print.key=true \
+  --timeout-ms 8000 2>/dev/null || true; }
+out=$(consume cairn.backup); rout=$(consume cairn.repository)
+for t in backup.task.progress snapshot.taken backup.task.finished; do
   grep -q "ce_type:$t" <<<"$out" || fail "no $t event on cairn.backup"
 done
+grep "ce_type:chunk.stored" <<<"$out" | grep -q "$REPO" && fail "chunk.stored on cairn.backup (it belongs on cairn.repository)"
+grep "ce_type:chunk.stored" <<<"$rout" | grep -q "$REPO" || fail "no chunk.stored event on cairn.repository"
 grep -q "\"task_id\":\"$T3\".*\"status\":\"stopped\"\|\"status\":\"stopped\".*\"task_id\":\"$T3\"" <<<"$out" || fail "no stopped finish event for $T3"
+# T8 (one attempt, ~860 new chunks over several seconds): chunk.stored is batched and adds up
+# to the restore point's new chunks; progress comes about once a second with every field.
+new8=$(q "SELECT chunks_new FROM catalog.restore_points WHERE task_id = '$T8'")
+cat >"$work/events.py" <<'PY'
+import json, sys
+task, repo, new = sys.argv[1], sys.argv[2], int(sys.argv[3])
+prog, stored = [], []
+for line in sys.stdin:
+    if f'"task_id":"{task}"' not in line:
+        continue
+    parts = line.rstrip("\n").split("\t")  # CreateTime:ms, headers, key, value
+    ts, headers, key, value = int(parts[0].split(":")[1]), parts[1], parts[2], json.loads(parts[3])
+    if "ce_type:backup.task.progress" in headers:
+        prog.append((ts, value))
+    elif "ce_type:chunk.stored" in headers:
+        if key != repo:
+            sys.exit(f"chunk.stored keyed by {key}, not the repository {repo}")
+        stored.append(value)
+total = sum(v["count"] for v in stored)
+if total != new or not stored or len(stored) > max(1, new // 10):
+    sys.exit(f"chunk.stored: {len(stored)} events adding up to {total} chunks; the restore point has {new}")
+for _, v in prog:
+    missing = [k for k in ("bytes_read", "bytes_stored", "percent", "speed_bps") if k not in v]
+    if missing:
+        sys.exit(f"progress event without {missing}")
+gaps = sorted((b - a) / 1000 for (a, _), (b, _) in zip(prog, prog[1:-1]))
+if len(prog) < 3 or not 0.8 <= gaps[len(gaps) // 2] <= 1.5 or gaps[-1] > 3.0:
+    sys.exit(f"progress: {len(prog)} events, gaps {gaps}")
+print(f"   {task}: {len(stored)} chunk.stored events for {total} chunks; {len(prog)} progress events, median gap {gaps[len(gaps) // 2]:.2f} s")
+PY
+python3 "$work/events.py" "$T8" "$REPO" "$new8" <<<"$out"$'\n'"$rout" || fail "event checks for $T8"
+echo "-- no plaintext canary or master key in the mover's logs or events"
+keyhex=$(od -An -tx1 "$work/master.key" | tr -d ' \n'); keyb64=$(base64 -w0 "$work/master.key")
+printf '%s\n%s\n' "$out" "$rout" >"$work/events.txt"
+for f in "$work"/mover*.log "$work/events.txt"; do
+  grep -qF "$CANARY" "$f" && fail "guest plaintext canary found in $f"
+  grep -qiF "$keyhex" "$f" && fail "master key (hex) found in $f"
+  grep -qF "$keyb64" "$f" && fail "master key (base64) found in $f"
+done
+echo "   canary and key absent"
 echo "PASS"
