@@ -45,18 +45,25 @@ for op in ops:
             rss / 1024, nb / 2**20, n,
             " ".join("%.1f" % x for x in ld) if ld else "-"))
 lines.append("")
-lines.append("| operation | cairn vs restic (speed) | cairn vs borg (speed) | bytes cairn/restic | bytes cairn/borg |")
-lines.append("|---|---:|---:|---:|---:|")
+lines.append("| operation | cairn vs restic (speed) | cairn vs borg (speed) | bytes cairn/restic | bytes cairn/borg | peak RSS cairn/restic | peak RSS cairn/borg |")
+lines.append("|---|---:|---:|---:|---:|---:|---:|")
+# cairn's change-tracked runs have no restic/borg equivalent: compare them with the tools'
+# plain incremental of the same change
+versus = {"incremental-ct": "incremental"}
 for op in ops:
     r = out["results"].get(op, {})
     if "cairn" not in r:
         continue
     c = r["cairn"]
+    o = out["results"].get(versus.get(op, op), {})
     def sp(t):
-        return "%.2fx" % (r[t]["seconds"] / c["seconds"]) if t in r and c["seconds"] else "-"
+        return "%.2fx" % (o[t]["seconds"] / c["seconds"]) if t in o and c["seconds"] else "-"
     def by(t):
-        return "%.2f" % (c["bytes"] / r[t]["bytes"]) if t in r and r[t]["bytes"] else "-"
-    lines.append("| %s | %s | %s | %s | %s |" % (op, sp("restic"), sp("borg"), by("restic"), by("borg")))
+        return "%.2f" % (c["bytes"] / o[t]["bytes"]) if t in o and o[t]["bytes"] else "-"
+    def rs(t):
+        return "%.2f" % (c["rss_mib"] / o[t]["rss_mib"]) if t in o and o[t].get("rss_mib") else "-"
+    name = op + (" (vs their %s)" % versus[op] if op in versus else "")
+    lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (name, sp("restic"), sp("borg"), by("restic"), by("borg"), rs("restic"), rs("borg")))
 def g(op, tool, k):
     return out["results"].get(op, {}).get(tool, {}).get(k)
 

@@ -230,6 +230,60 @@ static size_t list_chunk_names(const char *dir, char ***out)
 	return g_nnames;
 }
 
+/* The chunk codec stores incompressible data raw (no zstd flag, plaintext-sized) and
+ * compresses the rest, at the fast default and at the highest level a task may ask for. */
+static void test_codec_raw_and_levels(void **state)
+{
+	struct tenv *t = tenv_new();
+	struct engine_tenant_keys tk;
+	struct engine_repo *r = tenv_repo(t, "tenant-a", &tk);
+	const int levels[] = { 1, 19, 22 };
+	size_t cap = engine_sealed_bound(CS), sn = 0, pl = 0;
+	uint8_t *rnd = xmalloc(CS), *txt = xmalloc(CS), *sealed = xmalloc(cap),
+	        *plain = xmalloc(CS);
+	uint8_t id[32];
+	struct err e;
+
+	(void)state;
+	fill_random(rnd, CS, 21);
+	for (size_t i = 0; i < CS; i++)
+		txt[i] = (uint8_t) "cairn backs up virtual machines. "[i % 33];
+	for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++) {
+		struct engine_codec *c = engine_codec_new(&tk, levels[k], true);
+
+		engine_codec_id(c, rnd, CS, id);
+		assert_int_equal(
+		        engine_codec_seal(c, ENGINE_KIND_CHUNK, id, rnd, CS, sealed, &sn, &e),
+		        STATUS_OK);
+		assert_int_equal(sealed[6] & ENGINE_FLAG_ZSTD, 0); /* stored raw */
+		assert_true(sn >= ENGINE_CHUNK_HDR_LEN + CS &&
+		            sn <= ENGINE_CHUNK_HDR_LEN + CS + 16);
+		assert_int_equal(
+		        engine_codec_open(c, ENGINE_KIND_CHUNK, id, sealed, sn, plain, CS, &pl, &e),
+		        STATUS_OK);
+		assert_memory_equal(plain, rnd, CS);
+
+		engine_codec_id(c, txt, CS, id);
+		assert_int_equal(
+		        engine_codec_seal(c, ENGINE_KIND_CHUNK, id, txt, CS, sealed, &sn, &e),
+		        STATUS_OK);
+		assert_int_equal(sealed[6] & ENGINE_FLAG_ZSTD, ENGINE_FLAG_ZSTD);
+		assert_true(sn < CS / 8);
+		assert_int_equal(
+		        engine_codec_open(c, ENGINE_KIND_CHUNK, id, sealed, sn, plain, CS, &pl, &e),
+		        STATUS_OK);
+		assert_int_equal(pl, CS);
+		assert_memory_equal(plain, txt, CS);
+		engine_codec_free(c);
+	}
+	free(rnd);
+	free(txt);
+	free(sealed);
+	free(plain);
+	engine_repo_free(r);
+	tenv_free(t);
+}
+
 static void test_keys(void **state)
 {
 	struct tenv *t = tenv_new();
@@ -298,6 +352,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_canary),
 		cmocka_unit_test(test_tenant_isolation),
+		cmocka_unit_test(test_codec_raw_and_levels),
 		cmocka_unit_test(test_keys),
 	};
 
