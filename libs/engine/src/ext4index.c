@@ -422,6 +422,7 @@ struct walk {
 	struct dir_item *stack;
 	size_t n_stack, cap_stack;
 	const char *dir_path; /* of the directory being iterated */
+	ext2_ino_t dir_ino;   /* its inode: warnings name inodes, never guest paths */
 	struct buf path;
 	enum status st; /* of the row callback */
 	struct err *e;
@@ -475,13 +476,13 @@ static int on_dirent(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int of
 		return 0;
 	if (ino > w->fs->super->s_inodes_count || name_len > blocksize - offset - 8) {
 		w->stats->errors++;
-		warn(w->stats, "%s: entry with bad inode %u", w->dir_path, ino);
+		warn(w->stats, "directory inode %u: entry with bad inode %u", w->dir_ino, ino);
 		return 0;
 	}
 	if (memchr(d->name, '\0', (size_t)name_len) || memchr(d->name, '/', (size_t)name_len)) {
 		w->stats->errors++;
-		warn(w->stats, "%s: entry name with a NUL or '/' byte (inode %u)", w->dir_path,
-		     ino);
+		warn(w->stats, "directory inode %u: entry name with a NUL or '/' byte (inode %u)",
+		     w->dir_ino, ino);
 		return 0;
 	}
 	w->path.len = 0;
@@ -496,7 +497,8 @@ static int on_dirent(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int of
 	rc = ext2fs_read_inode_full(w->fs, ino, (struct ext2_inode *)&inode, sizeof(inode));
 	if (rc) {
 		w->stats->errors++;
-		warn(w->stats, "%s: inode %u: %s", w->path.data, ino, error_message(rc));
+		warn(w->stats, "inode %u (in directory inode %u): %s", ino, w->dir_ino,
+		     error_message(rc));
 		return 0;
 	}
 	memset(&r, 0, sizeof(r));
@@ -589,6 +591,7 @@ static enum status index_fs(const struct ext4index_source *src, struct ext4index
 		struct dir_item it = w.stack[--w.n_stack];
 
 		w.dir_path = it.path;
+		w.dir_ino = it.ino;
 		rc = ext2fs_dir_iterate2(w.fs, it.ino, 0, NULL, on_dirent, &w);
 		free(it.path);
 		if (w.st != STATUS_OK) {

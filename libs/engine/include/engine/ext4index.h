@@ -78,7 +78,9 @@ struct ext4index_stats {
 	uint64_t errors;      /* entries or directories skipped as unreadable */
 	double seconds;
 	double files_per_second;
-	char warning[256]; /* the first problem met (failed/errors > 0), else "" */
+	/* the first problem met (failed/errors > 0), else "". Names inodes and offsets, never
+	 * guest file names: it goes into logs and events. */
+	char warning[256];
 };
 
 /** @brief Index every ext file system of the disk, calling row(arg, r, e) for each entry in
