@@ -67,6 +67,10 @@ struct engine_codec *engine_codec_new(const struct engine_tenant_keys *tk, int z
 			abort();
 	}
 	ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel, zstd_level);
+	if (zstd_level >= 12) { /* these levels default to tables of 2^22 or more: never raises */
+		ZSTD_CCtx_setParameter(c->zc, ZSTD_c_hashLog, ENGINE_ZSTD_TABLELOG_MAX);
+		ZSTD_CCtx_setParameter(c->zc, ZSTD_c_chainLog, ENGINE_ZSTD_TABLELOG_MAX);
+	}
 	ZSTD_CCtx_setParameter(c->zc, ZSTD_c_checksumFlag, 0);
 	ZSTD_DCtx_setParameter(c->zd, ZSTD_d_windowLogMax, ENGINE_ZSTD_WINDOWLOG_MAX);
 	return c;

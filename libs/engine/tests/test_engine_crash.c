@@ -11,6 +11,8 @@
 
 #include <sys/wait.h>
 
+#include "engine/patch.h"
+
 #include "engine_test_util.h"
 
 #include <cmocka.h>
@@ -98,7 +100,9 @@ static void test_sigkill_mid_backup(void **state)
 	assert_int_equal(res.chunks_new + res.chunks_known, res.chunks_total);
 	assert_true(published >= 8);
 	assert_true(res.chunks_known > 0);
-	assert_true(res.chunks_known + (res.chunks_total + 31) / 32 >= (uint64_t)published);
+	assert_true(res.chunks_known + (res.chunks_total + ENGINE_MAP_GROUP_DEFAULT - 1) /
+	                                       ENGINE_MAP_GROUP_DEFAULT >=
+	            (uint64_t)published);
 	assert_true(res.chunks_known <= (uint64_t)published);
 	struct engine_restore_opts ro = { 0 };
 	struct engine_restore_result rr;

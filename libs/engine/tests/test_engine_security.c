@@ -280,6 +280,32 @@ static void test_codec_raw_and_levels(void **state)
 	free(txt);
 	free(sealed);
 	free(plain);
+
+	/* the largest chunk at the highest level (tables capped by ENGINE_ZSTD_TABLELOG_MAX) */
+	{
+		const size_t big = (size_t)8 << 20;
+		struct engine_codec *c = engine_codec_new(&tk, 22, true);
+		uint8_t *src = xmalloc(big), *out = xmalloc(engine_sealed_bound(big)),
+		        *back = xmalloc(big);
+
+		fill_random(src, big, 23);
+		for (size_t i = 0; i < big; i += 8192) /* compressible, not trivially */
+			memset(src + i, (int)(i >> 13) & 0xff, 4096);
+		engine_codec_id(c, src, big, id);
+		assert_int_equal(
+		        engine_codec_seal(c, ENGINE_KIND_CHUNK, id, src, big, out, &sn, &e),
+		        STATUS_OK);
+		assert_true(sn < big * 3 / 4);
+		assert_int_equal(
+		        engine_codec_open(c, ENGINE_KIND_CHUNK, id, out, sn, back, big, &pl, &e),
+		        STATUS_OK);
+		assert_int_equal(pl, big);
+		assert_memory_equal(back, src, big);
+		engine_codec_free(c);
+		free(src);
+		free(out);
+		free(back);
+	}
 	engine_repo_free(r);
 	tenv_free(t);
 }

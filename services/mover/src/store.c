@@ -242,9 +242,15 @@ static enum status copy_file_index(struct db_conn *dbc, FILE *f, struct err *e)
 	if (PQputCopyEnd(pg, st == STATUS_OK ? NULL : "aborted") != 1 && st == STATUS_OK)
 		st = err_set(e, STATUS_DB, "COPY file_index: %s", PQerrorMessage(pg));
 	while ((res = PQgetResult(pg)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && st == STATUS_OK)
-			st = err_set(e, STATUS_DB, "COPY file_index: %s",
-			             PQresultErrorMessage(res));
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && st == STATUS_OK) {
+			/* primary message and SQLSTATE only: the full message's CONTEXT quotes the
+			 * failing row, i.e. a guest path, and this text reaches logs and events */
+			const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+			const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			st = err_set(e, STATUS_DB, "COPY file_index: %s (SQLSTATE %s)", m ? m : "?",
+			             sqlstate ? sqlstate : "?");
+		}
 		PQclear(res);
 	}
 	if (st == STATUS_OK)

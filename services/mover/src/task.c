@@ -79,10 +79,8 @@ json_t *mover_figures_json(const struct mover_figures *f)
 	                  (json_int_t)f->index_ms, "duration_ms", (json_int_t)f->duration_ms);
 
 	if (o != NULL && f->files_indexed > 0)
-		json_object_set_new(
-		        o, "files_per_second",
-		        json_integer((json_int_t)((double)f->files_indexed * 1000.0 /
-		                                  (double)(f->index_ms ? f->index_ms : 1))));
+		json_object_set_new(o, "files_per_second",
+		                    json_integer((json_int_t)f->files_per_second));
 	return o;
 }
 

@@ -41,7 +41,8 @@ struct mover_figures {
 	uint64_t bytes_total, bytes_read, bytes_stored;
 	uint64_t chunks_total, chunks_new, chunks_reused;
 	uint64_t files_indexed;
-	uint64_t index_ms; /* time spent listing guest files (0 when not indexed) */
+	uint64_t index_ms;         /* time spent listing guest files (0 when not indexed) */
+	uint64_t files_per_second; /* files_indexed over that time (set with it) */
 	uint64_t duration_ms;
 };
 

@@ -307,6 +307,8 @@ static FILE *index_disks(struct run *r, const struct platform_snapshot *snap, co
 		double dt = now_s(&r->started) - t0;
 
 		r->fig.index_ms = (uint64_t)(dt * 1000.0);
+		r->fig.files_per_second = (uint64_t)(dt > 0 ? (double)r->fig.files_indexed / dt
+		                                            : (double)r->fig.files_indexed);
 
 		log_ctx_info(&r->ctx, "task %s: indexed %llu files in %.2f s (%.0f files/s)",
 		             r->t->task_id, (unsigned long long)r->fig.files_indexed, dt,

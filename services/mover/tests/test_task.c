@@ -92,7 +92,10 @@ static void test_zstd_levels(void **state)
 /* Figures carry the indexing rate when files were indexed. */
 static void test_figures_json(void **state)
 {
-	struct mover_figures f = { .files_indexed = 5000, .index_ms = 250, .duration_ms = 900 };
+	struct mover_figures f = { .files_indexed = 5000,
+		                   .index_ms = 250,
+		                   .files_per_second = 20000,
+		                   .duration_ms = 900 };
 	json_t *o = mover_figures_json(&f);
 
 	assert_int_equal(json_integer_value(json_object_get(o, "files_indexed")), 5000);

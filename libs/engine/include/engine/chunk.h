@@ -28,6 +28,10 @@
 #define ENGINE_KIND_CHUNK 1
 #define ENGINE_KIND_MANIFEST 2
 #define ENGINE_FLAG_ZSTD 0x01
+/* Bound of the compressor's hash and chain tables (log2 entries) at levels >= 12: zstd sizes
+ * them from the input, 129 MiB per codec at level 22 with 8 MiB chunks; 22 keeps a codec at
+ * <= ~34 MiB for <= 1% more output there and changes nothing for chunks up to 2 MiB. */
+#define ENGINE_ZSTD_TABLELOG_MAX 22
 #define ENGINE_ZSTD_WINDOWLOG_MAX 24
 
 struct engine_chunk_header {
