@@ -109,18 +109,21 @@ json_t *mover_finished_json(const struct mover_task *t, const char *status,
 	return o;
 }
 
-json_t *mover_progress_json(const struct mover_task *t, uint64_t bytes_read, uint64_t bytes_stored,
-                            uint64_t bytes_total, double percent, double speed_bps)
+json_t *mover_progress_json(const struct mover_task *t, const char *phase, uint64_t bytes_read,
+                            uint64_t bytes_stored, uint64_t bytes_total, double percent,
+                            double speed_bps, uint64_t files_indexed)
 {
 	if (percent < 0)
 		percent = 0;
 	if (percent > 100)
 		percent = 100;
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f}", "task_id", t->task_id,
-	                 "session_id", t->session_id, "tenant_id", t->tenant_id, "vm_id", t->vm_id,
-	                 "bytes_read", (json_int_t)bytes_read, "bytes_stored",
-	                 (json_int_t)bytes_stored, "bytes_total", (json_int_t)bytes_total,
-	                 "percent", percent, "speed_bps", speed_bps < 0 ? 0.0 : speed_bps);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:I}", "task_id",
+	                 t->task_id, "session_id", t->session_id, "tenant_id", t->tenant_id,
+	                 "vm_id", t->vm_id, "phase", phase, "bytes_read", (json_int_t)bytes_read,
+	                 "bytes_stored", (json_int_t)bytes_stored, "bytes_total",
+	                 (json_int_t)bytes_total, "percent", percent, "speed_bps",
+	                 speed_bps < 0 ? 0.0 : speed_bps, "files_indexed",
+	                 (json_int_t)files_indexed);
 }
 
 bool mover_state_is_terminal(const char *state)

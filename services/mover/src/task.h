@@ -59,9 +59,12 @@ json_t *mover_finished_json(const struct mover_task *t, const char *status,
                             const char *error_code, const char *error_message, const char *warning,
                             const char *finished_at);
 
-/** @brief The data of backup.task.progress. @returns a new reference. */
-json_t *mover_progress_json(const struct mover_task *t, uint64_t bytes_read, uint64_t bytes_stored,
-                            uint64_t bytes_total, double percent, double speed_bps);
+/** @brief The data of backup.task.progress. phase is "backup" (bytes moving) or "index"
+ *  (listing guest files after the backup: the byte figures are final, files_indexed grows).
+ *  @returns a new reference. */
+json_t *mover_progress_json(const struct mover_task *t, const char *phase, uint64_t bytes_read,
+                            uint64_t bytes_stored, uint64_t bytes_total, double percent,
+                            double speed_bps, uint64_t files_indexed);
 
 /** @brief Whether a task's state name is final. */
 bool mover_state_is_terminal(const char *state);

@@ -46,6 +46,7 @@ struct run {
 	bool lease_lost;
 	struct timespec started;
 	struct timespec last_beat;
+	struct timespec last_progress; /* of the last index-phase progress event */
 	uint64_t last_stored;
 	uint64_t last_chunks;
 	struct mover_figures fig;
@@ -138,8 +139,8 @@ static void on_progress(const struct engine_progress *p, void *ud)
 
 	heartbeat(r, false);
 	send_event(a, r->t, TOPIC, r->t->vm_id, "backup.task.progress",
-	           mover_progress_json(r->t, p->bytes_read, p->bytes_stored, p->bytes_total,
-	                               p->percent, p->speed));
+	           mover_progress_json(r->t, "backup", p->bytes_read, p->bytes_stored,
+	                               p->bytes_total, p->percent, p->speed, 0));
 	if (p->bytes_stored > r->last_stored) {
 		json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "task_id", r->t->task_id,
 		                      "tenant_id", r->t->tenant_id, "repository_id",
@@ -211,9 +212,19 @@ static enum status index_row(void *arg, const struct ext4index_row *row, struct 
 		return err_set(e, STATUS_IO, "file index spool: %s", strerror(errno));
 	s->rows++;
 	if ((s->rows & 0xfff) == 0) {
-		heartbeat(s->r, false);
-		if (atomic_load(&s->r->cancel))
+		struct run *r = s->r;
+
+		heartbeat(r, false);
+		if (atomic_load(&r->cancel))
 			return err_set(e, STATUS_UNAVAILABLE, "cancelled");
+		/* a file system with millions of files takes a while: progress once a second */
+		if (now_s(&r->last_progress) >= 1.0) {
+			clock_gettime(CLOCK_MONOTONIC, &r->last_progress);
+			send_event(r->w->app, r->t, TOPIC, r->t->vm_id, "backup.task.progress",
+			           mover_progress_json(r->t, "index", r->fig.bytes_read,
+			                               r->fig.bytes_stored, r->fig.bytes_total,
+			                               100.0, 0.0, r->fig.files_indexed + s->rows));
+		}
 	}
 	return STATUS_OK;
 }
@@ -538,6 +549,7 @@ static void run_task(struct mover_worker *w, struct mover_claim *c)
 	atomic_init(&r.cancel, false);
 	clock_gettime(CLOCK_MONOTONIC, &r.started);
 	r.last_beat = r.started;
+	r.last_progress = r.started;
 	metrics_gauge_add(a->m_running, NULL, 1);
 	/* Every statement of this task sees this tenant's rows only (row-level security). */
 	if (mover_store_scope_tenant(w->dbc, r.t->tenant_id, &e) != STATUS_OK) {

@@ -89,6 +89,25 @@ static void test_zstd_levels(void **state)
 	json_decref(j);
 }
 
+/* Progress: phase, bytes, clamped percent, files so far. */
+static void test_progress_json(void **state)
+{
+	json_t *j = json_loads(good, 0, NULL);
+	struct mover_task t;
+	struct err e;
+	json_t *o;
+
+	assert_int_equal(mover_task_parse(j, &t, &e), STATUS_OK);
+	o = mover_progress_json(&t, "index", 10, 5, 20, 130.0, -1.0, 4096);
+	assert_string_equal(json_string_value(json_object_get(o, "phase")), "index");
+	assert_int_equal(json_integer_value(json_object_get(o, "files_indexed")), 4096);
+	assert_true(json_real_value(json_object_get(o, "percent")) == 100.0);
+	assert_true(json_real_value(json_object_get(o, "speed_bps")) == 0.0);
+	assert_int_equal(json_integer_value(json_object_get(o, "bytes_read")), 10);
+	json_decref(o);
+	json_decref(j);
+}
+
 /* Figures carry the indexing rate when files were indexed. */
 static void test_figures_json(void **state)
 {
@@ -167,9 +186,13 @@ static void test_schema_examples_decode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_good),    cmocka_unit_test(test_parse_bad),
-		cmocka_unit_test(test_zstd_levels),   cmocka_unit_test(test_figures_json),
-		cmocka_unit_test(test_finished_json), cmocka_unit_test(test_schema_examples_decode),
+		cmocka_unit_test(test_parse_good),
+		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_zstd_levels),
+		cmocka_unit_test(test_figures_json),
+		cmocka_unit_test(test_progress_json),
+		cmocka_unit_test(test_finished_json),
+		cmocka_unit_test(test_schema_examples_decode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
