@@ -12,6 +12,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   librdkafka-dev libpq-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
   libjwt-dev libargon2-dev libzstd-dev libext2fs-dev e2fsprogs fdisk libcmocka-dev uuid-dev
+  xfsprogs
   postgresql-15 postgresql-client-15 nginx-light
   openjdk-17-jdk-headless maven
   clang-format clang-tidy cppcheck
