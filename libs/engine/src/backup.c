@@ -303,22 +303,19 @@ static struct mgroup *group_start(struct bctx *b, struct engine_codec **c, size_
  * SEEK_HOLE): the chunk is zero and need not be read, as VMware's allocated-areas query lets a
  * backup skip unallocated blocks. A chunk inside the data extent found last is read without a
  * probe; any other chunk is probed as the reader reaches it, so a hole is only trusted as of
- * now (data written ahead of the reader is read, as a plain read would). A probe past the end
- * of a file that shrank is not a hole: the read reports the short file. Any probe error turns
- * probing off for the disk (everything is then read). */
+ * now (data written ahead of the reader is read, as a plain read would). ENXIO also answers a
+ * probe past the end of a file that shrank: read_fixed's size check at the end fails the run
+ * then. Any other probe error turns probing off for the disk (everything is then read). */
 static bool in_hole(struct bdisk *d, uint64_t off, uint32_t len)
 {
 	off_t nd, nh;
-	struct stat sb;
 
 	if (!d->sparse)
 		return false;
 	if (off >= d->data_start && off < d->data_end)
 		return false;
 	nd = lseek(d->fd, (off_t)off, SEEK_DATA);
-	if (nd < 0 && errno == ENXIO) { /* no data from off to the end, or off past the end */
-		if (fstat(d->fd, &sb) != 0 || (uint64_t)sb.st_size < off + len)
-			return false;
+	if (nd < 0 && errno == ENXIO) { /* no data from off to the end */
 		d->data_start = d->data_end = 0;
 		return true;
 	}
@@ -385,7 +382,8 @@ static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *t
 			break;
 	}
 	engine_codec_free(mc);
-	/* A file that shrank after the reader passed its new end (holes are not read) */
+	/* A file that shrank during the read: past its new end the hole probes say "no data"
+	 * and nothing is read, so only its size tells. */
 	struct stat sb;
 	if (!stopping(b) && d->regular && fstat(d->fd, &sb) == 0 &&
 	    (uint64_t)sb.st_size < d->size) {
@@ -720,26 +718,22 @@ static enum status open_disks(struct bctx *b, const struct engine_disk_source *s
 		d->regular = S_ISREG(sb.st_mode);
 		d->sparse = !b->o->cdc && d->regular && (uint64_t)sb.st_blocks * 512 < d->size;
 		d->has_sha = !b->o->no_image_sha256;
-		if (parent != NULL && src[i].changed != NULL && !b->o->cdc) {
-			const struct engine_manifest_disk *pd =
-			        engine_manifest_disk_find(parent, src[i].name);
-
-			if (!src[i].changed->normalized)
-				return err_set(e, STATUS_INVALID,
-				               "disk %s: change list not normalized", src[i].name);
-			/* Reuse only a parent chunked the same way; otherwise read it all. */
-			if (pd != NULL && !(pd->flags & ENGINE_DISK_CDC) &&
-			    pd->chunk_size == b->cs) {
-				d->parent = pd;
-				d->has_sha = false; /* unread parts cannot be hashed */
-			}
-		}
 		if (parent != NULL && !b->o->cdc) {
+			/* Reuse only a parent chunked the same way; otherwise read it all. */
 			const struct engine_manifest_disk *pd =
 			        engine_manifest_disk_find(parent, src[i].name);
 
 			if (pd != NULL && !(pd->flags & ENGINE_DISK_CDC) && pd->chunk_size == b->cs)
 				d->pdisk = pd;
+		}
+		if (parent != NULL && src[i].changed != NULL && !b->o->cdc) {
+			if (!src[i].changed->normalized)
+				return err_set(e, STATUS_INVALID,
+				               "disk %s: change list not normalized", src[i].name);
+			if (d->pdisk != NULL) {
+				d->parent = d->pdisk;
+				d->has_sha = false; /* unread parts cannot be hashed */
+			}
 		}
 		d->maps = !b->o->cdc;
 		d->sha = EVP_MD_CTX_new();
