@@ -13,11 +13,14 @@
 
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common/xalloc.h"
 #include "engine/backup.h"
+#include "engine/chunk.h"
 #include "engine/keys.h"
+#include "engine/manifest.h"
 #include "engine/repo.h"
 
 struct tenv {
@@ -153,6 +156,31 @@ static inline void fill_random(uint8_t *p, size_t n, uint64_t seed)
 		s ^= s << 17;
 		p[i] = (uint8_t)(s >> 24);
 	}
+}
+
+/* The whole-image SHA-256 that restore point rp records for its disk i, against the plain
+ * SHA-256 of want (n bytes): 1 recorded and equal, 0 not recorded, -1 different (or the
+ * manifest cannot be loaded, or there is no disk i). */
+static inline int manifest_sha_state(struct engine_repo *repo, const struct engine_tenant_keys *tk,
+                                     const char *rp, size_t i, const uint8_t *want, size_t n)
+{
+	struct engine_codec *codec = engine_codec_new(tk, 1, true);
+	struct engine_manifest *m = NULL;
+	uint8_t md[32];
+	unsigned int len = 0;
+	struct err e;
+	int state = -1;
+
+	if (engine_manifest_load(repo, codec, rp, &m, &e) == STATUS_OK && i < m->n_disks) {
+		if (!(m->disks[i].flags & ENGINE_DISK_HAS_SHA256))
+			state = 0;
+		else if (EVP_Digest(want, n, md, &len, EVP_sha256(), NULL) == 1 &&
+		         memcmp(m->disks[i].sha256, md, sizeof(md)) == 0)
+			state = 1;
+	}
+	engine_manifest_free(m);
+	engine_codec_free(codec);
+	return state;
 }
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/jsonh.h"
+#include "engine/backup.h"
 
 static enum status copy_id(const json_t *data, const char *key, unsigned flags, bool uuid,
                            char out[MOVER_ID_MAX], struct err *e)
@@ -25,7 +26,8 @@ enum status mover_task_parse(const json_t *data, struct mover_task *t, struct er
 {
 	const char *mode = NULL;
 	json_t *opts = NULL;
-	int64_t level = MOVER_ZSTD_LEVEL_DEFAULT;
+	int64_t level =
+	        ENGINE_ZSTD_LEVEL_DEFAULT; /* tasks may ask for 1..22 (the schema's range) */
 	bool index = false;
 	enum status st;
 

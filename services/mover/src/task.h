@@ -10,9 +10,6 @@
 
 #include "common/err.h"
 
-/* zstd level when a task's options name none: the engine's fast default
- * (ENGINE_ZSTD_LEVEL_DEFAULT); tasks may ask for 1..22, as the event schema allows */
-#define MOVER_ZSTD_LEVEL_DEFAULT 1
 #define MOVER_ID_MAX 65 /* uuids and tenant ids (engine: 1..64 of [A-Za-z0-9_.-]) */
 
 struct mover_task {

@@ -318,12 +318,11 @@ static FILE *index_disks(struct run *r, const struct platform_snapshot *snap, co
 		double dt = now_s(&r->started) - t0;
 
 		r->fig.index_ms = (uint64_t)(dt * 1000.0);
-		r->fig.files_per_second = (uint64_t)(dt > 0 ? (double)r->fig.files_indexed / dt
-		                                            : (double)r->fig.files_indexed);
-
-		log_ctx_info(&r->ctx, "task %s: indexed %llu files in %.2f s (%.0f files/s)",
+		r->fig.files_per_second = dt > 0 ? (uint64_t)((double)r->fig.files_indexed / dt)
+		                                 : r->fig.files_indexed;
+		log_ctx_info(&r->ctx, "task %s: indexed %llu files in %.2f s (%llu files/s)",
 		             r->t->task_id, (unsigned long long)r->fig.files_indexed, dt,
-		             dt > 0 ? (double)r->fig.files_indexed / dt : 0.0);
+		             (unsigned long long)r->fig.files_per_second);
 		metrics_counter_add(r->w->app->m_files, NULL, (double)r->fig.files_indexed);
 	}
 	return f;
