@@ -21,8 +21,16 @@
 #include "engine/fastcdc.h"
 #include "engine/manifest.h"
 #include "engine/patch.h"
+#include "engine/sha256.h"
 
 #include "engine_internal.h"
+
+/* Who computes a chunk's HMAC id when the hasher can do it fused with the image hash
+ * (struct bctx.fused): whoever moves it out of ID_PENDING first. A worker that finds
+ * ID_HASHER waits for ID_DONE; one that finds ID_PENDING takes the work itself (the hasher
+ * is behind, e.g. still hashing a long hole), so nobody ever waits for a chunk the hasher
+ * has not started. */
+enum { ID_PENDING, ID_HASHER, ID_WORKER, ID_DONE };
 
 /* A chunk's plaintext on its way to the whole-image hasher. It shares the pool buffer with
  * the chunk's work item: whoever drops the last reference returns the buffer. */
@@ -31,6 +39,8 @@ struct hitem {
 	uint8_t *buf;
 	uint32_t len;
 	atomic_uint refs;
+	atomic_int id_state;       /* ID_*; only for chunks that were read (not holes) */
+	uint8_t id[ENGINE_ID_LEN]; /* HMAC id of buf, valid at ID_DONE */
 };
 
 /* A group of entries sharing one block map object. The reader creates it (loading the
@@ -85,7 +95,8 @@ struct bdisk {
 	uint8_t (*map_ids)[ENGINE_ID_LEN];
 	size_t n_maps;
 	bool has_sha;
-	EVP_MD_CTX *sha;
+	EVP_MD_CTX *sha;          /* whole-image SHA-256 (OpenSSL), unless b->fused */
+	struct engine_sha256 own; /* whole-image SHA-256 when b->fused */
 	struct engine_manifest_entry *entries;
 	size_t n_entries, cap_entries;
 };
@@ -102,6 +113,13 @@ struct bctx {
 	struct engine_queue work, done;
 	struct engine_queue hash; /* in read order, to the whole-image SHA-256 thread */
 	bool hashing;             /* some disk has the whole-image SHA-256 */
+	/* The hasher also computes the HMAC ids of the chunks it hashes, in the same pass
+	 * (engine_sha256_update2): with the CPU's SHA extensions the pair costs what one hash
+	 * does, which takes the ids off the workers. */
+	bool fused;
+	struct engine_hmac256 idkey; /* prepared id key (wiped at the end) */
+	pthread_mutex_t idmu;        /* ID_DONE hand-over to waiting workers */
+	pthread_cond_t idcv;
 	struct engine_pool pool;
 	size_t bufsize;
 	uint8_t *zeros; /* bufsize zero bytes: what the hasher hashes for a hole */
@@ -198,6 +216,7 @@ static bool push_item(struct bctx *b, struct bitem *it)
 		h->buf = it->hole ? b->zeros : it->buf;
 		h->len = it->len;
 		atomic_init(&h->refs, it->hole ? 1 : 2);
+		atomic_init(&h->id_state, ID_PENDING);
 		it->h = it->hole ? NULL : h;
 		if (!engine_queue_push(&b->hash, h))
 			buf_release(b, h->buf, h); /* the hasher's reference */
@@ -480,10 +499,29 @@ static void *hasher_main(void *arg)
 
 	while ((h = engine_queue_pop(&b->hash)) != NULL) {
 		double t0 = engine_now();
+		struct bdisk *d = &b->disks[h->disk];
+		int expect = ID_PENDING;
 
-		if (!stopping(b) && EVP_DigestUpdate(b->disks[h->disk].sha, h->buf, h->len) != 1) {
-			err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
-			fail(b, STATUS_INTERNAL, &e);
+		if (stopping(b)) {
+			/* nothing: the run is failing, and no worker waits on an unclaimed id */
+		} else if (!b->fused) {
+			if (EVP_DigestUpdate(d->sha, h->buf, h->len) != 1) {
+				err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
+				fail(b, STATUS_INTERNAL, &e);
+			}
+		} else if (h->buf != b->zeros &&
+		           atomic_compare_exchange_strong(&h->id_state, &expect, ID_HASHER)) {
+			struct engine_sha256 s;
+
+			engine_hmac256_start(&b->idkey, &s);
+			engine_sha256_update2(&d->own, &s, h->buf, h->len);
+			engine_hmac256_finish(&b->idkey, &s, h->id);
+			pthread_mutex_lock(&b->idmu);
+			atomic_store(&h->id_state, ID_DONE);
+			pthread_cond_broadcast(&b->idcv);
+			pthread_mutex_unlock(&b->idmu);
+		} else {
+			engine_sha256_update(&d->own, h->buf, h->len);
 		}
 		tm.image_sha += engine_now() - t0;
 		buf_release(b, h->buf, h);
@@ -588,6 +626,28 @@ whole: /* stored whole: the new chunk is its own base */
 	return false;
 }
 
+/* it->entry.id = HMAC id of plain: from the hasher when it computes it (or is computing
+ * it), otherwise here. */
+static void chunk_id(struct bctx *b, struct engine_codec *c, struct bitem *it, const uint8_t *plain,
+                     size_t plen)
+{
+	struct hitem *h = it->h;
+	int st = ID_PENDING;
+
+	if (!b->fused || h == NULL || plain != it->buf ||
+	    atomic_compare_exchange_strong(&h->id_state, &st, ID_WORKER)) {
+		engine_codec_id(c, plain, plen, it->entry.id);
+		return;
+	}
+	if (st != ID_DONE) { /* ID_HASHER: it is hashing this very chunk now */
+		pthread_mutex_lock(&b->idmu);
+		while (atomic_load(&h->id_state) != ID_DONE)
+			pthread_cond_wait(&b->idcv, &b->idmu);
+		pthread_mutex_unlock(&b->idmu);
+	}
+	memcpy(it->entry.id, h->id, ENGINE_ID_LEN);
+}
+
 static void work_item(struct bctx *b, struct engine_codec *c, struct bitem *it, uint8_t *sealed,
                       uint8_t *pbuf, struct engine_backup_timing *tm)
 {
@@ -615,7 +675,7 @@ static void work_item(struct bctx *b, struct engine_codec *c, struct bitem *it, 
 		if (it->patch)
 			plain = pbuf;
 	}
-	engine_codec_id(c, plain, plen, it->entry.id);
+	chunk_id(b, c, it, plain, plen);
 	if (engine_repo_chunk_exists(b->repo, it->entry.id)) {
 		it->known = true;
 	} else {
@@ -739,6 +799,7 @@ static enum status open_disks(struct bctx *b, const struct engine_disk_source *s
 		d->sha = EVP_MD_CTX_new();
 		if (d->sha == NULL || EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL) != 1)
 			return err_set(e, STATUS_INTERNAL, "SHA-256 init failed");
+		engine_sha256_init(&d->own);
 		if (!b->o->cdc) {
 			d->cap_entries = (size_t)((d->size + b->cs - 1) / b->cs);
 			d->entries =
@@ -757,6 +818,7 @@ static void close_disks(struct bctx *b)
 		if (b->disks[i].fd >= 0)
 			close(b->disks[i].fd);
 		EVP_MD_CTX_free(b->disks[i].sha);
+		engine_key_wipe(&b->disks[i].own, sizeof(b->disks[i].own)); /* may hold plaintext */
 		free(b->disks[i].entries);
 		free(b->disks[i].map_ids);
 	}
@@ -967,8 +1029,12 @@ static enum status commit(struct bctx *b, struct engine_codec *c, const char *rp
 		md->size = d->size;
 		md->chunk_size = b->o->cdc ? b->cdc.avg : b->cs;
 		md->flags = b->o->cdc ? ENGINE_DISK_CDC : 0;
-		if (d->has_sha && EVP_DigestFinal_ex(d->sha, md->sha256, &len) == 1)
+		if (d->has_sha && b->fused) {
+			engine_sha256_final(&d->own, md->sha256);
 			md->flags |= ENGINE_DISK_HAS_SHA256;
+		} else if (d->has_sha && EVP_DigestFinal_ex(d->sha, md->sha256, &len) == 1) {
+			md->flags |= ENGINE_DISK_HAS_SHA256;
+		}
 		md->n_entries = d->n_entries;
 		md->entries = d->entries;
 		if (d->maps) {
@@ -1017,6 +1083,8 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	b.map_group = ENGINE_MAP_GROUP_DEFAULT;
 	b.groups_tail = &b.groups;
 	pthread_mutex_init(&b.emu, NULL);
+	pthread_mutex_init(&b.idmu, NULL);
+	pthread_cond_init(&b.idcv, NULL);
 	c = engine_codec_new(keys, b.level, !o->no_compress);
 	engine_codec_fingerprints(c, zero_block, ENGINE_BLOCK, b.zfp);
 
@@ -1062,6 +1130,10 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 		b.hashing |= b.disks[i].has_sha;
 	if (b.hashing)
 		b.zeros = xcalloc(1, b.bufsize);
+	/* fused only where it is faster than OpenSSL's single hash plus a separate HMAC */
+	b.fused = b.hashing && engine_sha256_fast();
+	if (b.fused)
+		engine_hmac256_init(&b.idkey, keys->id_key, ENGINE_KEY_LEN);
 	/* Buffers: the work queue, one per worker, the reader's, and slack so the hasher can
 	 * trail the workers by a few chunks without stalling the reader. */
 	npool = 3 * (size_t)nw + 3;
@@ -1181,6 +1253,9 @@ out:
 	free(bt);
 	engine_codec_free(c);
 	pthread_mutex_destroy(&b.emu);
+	pthread_mutex_destroy(&b.idmu);
+	pthread_cond_destroy(&b.idcv);
+	engine_key_wipe(&b.idkey, sizeof(b.idkey));
 	res->seconds = engine_now() - t0;
 	return st;
 }

@@ -14,6 +14,7 @@
 
 #include "engine/fastcdc.h"
 #include "engine/manifest.h"
+#include "engine/sha256.h"
 
 #include "engine_test_util.h"
 
@@ -63,6 +64,14 @@ static enum status backup(struct ctx *c, const struct engine_backup_opts *o,
 	if (st != STATUS_OK)
 		fprintf(stderr, "backup: %s\n", e.msg);
 	return st;
+}
+
+static bool engine_is_zero_test(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
 }
 
 static void restore_and_compare(struct ctx *c, const char *rp)
@@ -292,6 +301,60 @@ static void test_random_image(void **state)
 
 	fill_random(img, IMG_SIZE, 3);
 	roundtrip(c, img, IMG_SIZE, true);
+	free(img);
+}
+
+/* The chunk ids and the whole-image SHA-256 are the same whether the hasher computes them in
+ * one fused pass (engine_sha256_update2, on a CPU with the SHA extensions) or OpenSSL does
+ * (the hasher the image hash, the workers the ids). 4 KiB chunks alternating with holes make
+ * the workers both wait for ids the hasher is computing and take over ids it has not reached
+ * yet; verify re-checks every id. */
+static void test_fused_ids(void **state)
+{
+	struct ctx *c = *state;
+	const size_t n = ((size_t)8 << 20) + 512, cs = 4096;
+	uint8_t *img = xcalloc(1, n);
+	struct engine_backup_result r[2];
+	struct engine_manifest *m[2] = { NULL, NULL };
+	struct engine_codec *codec = engine_codec_new(&c->tk, 1, true);
+	struct err e;
+	int fd;
+
+	fill_random(img, n, 11);
+	for (size_t off = 0; off < n; off += 3 * cs)
+		memset(img + off, 0, cs < n - off ? cs : n - off); /* every third chunk zero */
+	fd = open(c->img, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)n), 0);
+	for (size_t off = 0; off < n; off += cs) /* zero chunks stay holes */
+		if (!engine_is_zero_test(img + off, cs < n - off ? cs : n - off))
+			assert_int_equal(
+			        pwrite(fd, img + off, cs < n - off ? cs : n - off, (off_t)off),
+			        (ssize_t)(cs < n - off ? cs : n - off));
+	close(fd);
+	for (int i = 0; i < 2; i++) {
+		struct engine_backup_opts o = { .chunk_size = (uint32_t)cs, .threads = 3 };
+
+		engine_sha256_set_fast(i == 0);
+		o.rp_id = i == 0 ? "fused" : "openssl";
+		assert_int_equal(backup(c, &o, NULL, &r[i]), STATUS_OK);
+		check_image_sha(c, r[i].rp_id, img, n);
+		assert_int_equal(engine_manifest_load(c->repo, codec, r[i].rp_id, &m[i], &e),
+		                 STATUS_OK);
+	}
+	engine_sha256_set_fast(true);
+	assert_int_equal(m[0]->disks[0].n_entries, m[1]->disks[0].n_entries);
+	for (size_t k = 0; k < m[0]->disks[0].n_entries; k++) {
+		assert_int_equal(m[0]->disks[0].entries[k].kind, m[1]->disks[0].entries[k].kind);
+		assert_memory_equal(m[0]->disks[0].entries[k].id, m[1]->disks[0].entries[k].id,
+		                    ENGINE_ID_LEN);
+	}
+	assert_int_equal(r[1].chunks_new, 0); /* the second run found every chunk by its id */
+	restore_and_compare(c, "fused");
+	restore_and_compare(c, "openssl");
+	engine_manifest_free(m[0]);
+	engine_manifest_free(m[1]);
+	engine_codec_free(codec);
 	free(img);
 }
 
@@ -566,6 +629,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_holey_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tiny_images, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fused_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ext4_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cdc_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
