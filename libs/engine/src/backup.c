@@ -36,8 +36,8 @@ enum { ID_PENDING, ID_HASHER, ID_WORKER, ID_DONE };
  * the chunk's work item: whoever drops the last reference returns the buffer. */
 struct hitem {
 	size_t disk;
-	uint8_t *buf;
-	uint32_t len;
+	uint8_t *buf; /* b->zeros for a run of hole chunks */
+	uint64_t len; /* a hole run may span many chunks (the hasher hashes zeros for it) */
 	atomic_uint refs;
 	atomic_int id_state;       /* ID_*; only for chunks that were read (not holes) */
 	uint8_t id[ENGINE_ID_LEN]; /* HMAC id of buf, valid at ID_DONE */
@@ -128,6 +128,10 @@ struct bctx {
 	struct mgroup *groups;      /* reader appends; freed after the pipeline */
 	struct mgroup **groups_tail;
 	atomic_uint_fast64_t maps_unreadable;
+	/* bytes the hasher is done with, plus those it need not hash: progress counts a byte
+	 * done only when the hasher is through it too (it may trail by a long hole) */
+	atomic_uint_fast64_t hashed;
+	atomic_bool hasher_done;
 	atomic_bool failed;
 	atomic_uint workers_left;
 	atomic_uint_fast64_t bytes_read;
@@ -204,22 +208,57 @@ static void buf_release(struct bctx *b, uint8_t *buf, struct hitem *h)
 	}
 }
 
-/* Queue a chunk for the workers and, when its disk is hashed, for the hasher (first, so
- * the hasher sees chunks in read order; a hole is hashed from b->zeros). On failure the
- * item is released. */
-static bool push_item(struct bctx *b, struct bitem *it)
+/* Hand the pending run of hole chunks (if any) to the hasher. */
+static void flush_run(struct bctx *b, struct hitem **run)
 {
-	if ((it->buf != NULL || it->hole) && b->disks[it->disk].has_sha) {
+	if (*run != NULL && !engine_queue_push(&b->hash, *run))
+		buf_release(b, (*run)->buf, *run);
+	*run = NULL;
+}
+
+/* Queue a chunk for the workers and, when its disk is hashed, for the hasher (first, so
+ * the hasher sees chunks in read order). Consecutive holes become one run for the hasher
+ * (*run, hashed from b->zeros), so a long hole takes one slot of the hash queue, and a
+ * hole goes straight to the collector (a zero entry needs no worker): the reader gets past
+ * a hole to the data after it while the hasher still hashes the zeros, instead of waiting
+ * for the hasher chunk by chunk. On failure the item is released. */
+static bool push_item(struct bctx *b, struct bitem *it, struct hitem **run)
+{
+	struct bdisk *d = &b->disks[it->disk];
+
+	if (!d->has_sha || (!it->hole && it->buf == NULL))
+		atomic_fetch_add(&b->hashed, it->len);
+	if (it->hole && d->has_sha) {
+		if (*run == NULL) {
+			*run = xcalloc(1, sizeof(**run));
+			(*run)->disk = it->disk;
+			(*run)->buf = b->zeros;
+			atomic_init(&(*run)->refs, 1);
+			atomic_init(&(*run)->id_state, ID_PENDING);
+		}
+		(*run)->len += it->len;
+	} else if (it->buf != NULL && d->has_sha) {
 		struct hitem *h = xcalloc(1, sizeof(*h));
 
+		flush_run(b, run);
 		h->disk = it->disk;
-		h->buf = it->hole ? b->zeros : it->buf;
+		h->buf = it->buf;
 		h->len = it->len;
-		atomic_init(&h->refs, it->hole ? 1 : 2);
+		atomic_init(&h->refs, 2);
 		atomic_init(&h->id_state, ID_PENDING);
-		it->h = it->hole ? NULL : h;
+		it->h = h;
 		if (!engine_queue_push(&b->hash, h))
 			buf_release(b, h->buf, h); /* the hasher's reference */
+	}
+	if (it->hole) {
+		it->entry.offset = it->off;
+		it->entry.length = it->len;
+		it->entry.kind = ENGINE_ENTRY_ZERO;
+		if (!engine_queue_push(&b->done, it)) {
+			free(it);
+			return false;
+		}
+		return true;
 	}
 	if (!engine_queue_push(&b->work, it)) {
 		if (it->buf)
@@ -358,10 +397,15 @@ static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *t
 	uint64_t n = (d->size + b->cs - 1) / b->cs;
 	struct engine_codec *mc = NULL; /* for parent block maps */
 	struct mgroup *mg = NULL;
+	struct hitem *run = NULL;
 	struct err e;
 
 	for (uint64_t idx = 0; idx < n && !stopping(b); idx++) {
-		struct bitem *it = xcalloc(1, sizeof(*it));
+		struct bitem *it;
+
+		if (b->o->reader_hook != NULL)
+			b->o->reader_hook(di, idx, b->o->reader_hook_ud);
+		it = xcalloc(1, sizeof(*it));
 
 		it->disk = di;
 		it->idx = idx;
@@ -397,9 +441,10 @@ static void read_fixed(struct bctx *b, size_t di, struct engine_backup_timing *t
 			}
 			atomic_fetch_add(&b->bytes_read, it->len);
 		}
-		if (!push_item(b, it))
+		if (!push_item(b, it, &run))
 			break;
 	}
+	flush_run(b, &run);
 	engine_codec_free(mc);
 	/* A file that shrank during the read: past its new end the hole probes say "no data"
 	 * and nothing is read, so only its size tells. */
@@ -420,6 +465,7 @@ static void read_cdc(struct bctx *b, size_t di, struct engine_backup_timing *tm)
 	size_t pos = 0, avail = 0, idx = 0;
 	uint64_t off = 0, rdoff = 0;
 	bool eof = false;
+	struct hitem *run = NULL; /* stays NULL: a stream has no holes */
 	struct err e;
 
 	while (!stopping(b)) {
@@ -459,7 +505,7 @@ static void read_cdc(struct bctx *b, size_t di, struct engine_backup_timing *tm)
 		pos += cut;
 		avail -= cut;
 		off += cut;
-		if (!push_item(b, it))
+		if (!push_item(b, it, &run))
 			break;
 	}
 	if (!stopping(b) && off != d->size) {
@@ -504,13 +550,25 @@ static void *hasher_main(void *arg)
 
 		if (stopping(b)) {
 			/* nothing: the run is failing, and no worker waits on an unclaimed id */
+		} else if (h->buf == b->zeros) { /* a run of hole chunks, piece by piece */
+			for (uint64_t off = 0; off < h->len && !stopping(b); off += b->bufsize) {
+				size_t n = h->len - off < b->bufsize ? (size_t)(h->len - off)
+				                                     : b->bufsize;
+
+				if (b->fused) {
+					engine_sha256_update(&d->own, b->zeros, n);
+				} else if (EVP_DigestUpdate(d->sha, b->zeros, n) != 1) {
+					err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
+					fail(b, STATUS_INTERNAL, &e);
+				}
+				atomic_fetch_add(&b->hashed, n);
+			}
 		} else if (!b->fused) {
 			if (EVP_DigestUpdate(d->sha, h->buf, h->len) != 1) {
 				err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
 				fail(b, STATUS_INTERNAL, &e);
 			}
-		} else if (h->buf != b->zeros &&
-		           atomic_compare_exchange_strong(&h->id_state, &expect, ID_HASHER)) {
+		} else if (atomic_compare_exchange_strong(&h->id_state, &expect, ID_HASHER)) {
 			struct engine_sha256 s;
 
 			engine_hmac256_start(&b->idkey, &s);
@@ -524,9 +582,12 @@ static void *hasher_main(void *arg)
 			engine_sha256_update(&d->own, h->buf, h->len);
 		}
 		tm.image_sha += engine_now() - t0;
+		if (h->buf != b->zeros)
+			atomic_fetch_add(&b->hashed, h->len);
 		buf_release(b, h->buf, h);
 	}
 	timing_add(b, &tm);
+	atomic_store(&b->hasher_done, true);
 	return NULL;
 }
 
@@ -993,8 +1054,12 @@ static void report(struct bctx *b, const struct engine_backup_result *res, uint6
 {
 	struct engine_progress p;
 
+	uint64_t hashed = atomic_load(&b->hashed);
+
 	if (b->o->progress == NULL)
 		return;
+	if (hashed < done)
+		done = hashed;
 	p.bytes_total = res->bytes_total;
 	p.bytes_done = done;
 	p.bytes_read = atomic_load(&b->bytes_read);
@@ -1198,6 +1263,18 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 		}
 	}
 	batch_flush(&b, bt, res);
+	/* the hasher may still be hashing a long hole: keep the progress coming */
+	while (hasher_started && !atomic_load(&b.hasher_done)) {
+		const struct timespec ts = { 0, 20000000L }; /* 20 ms */
+		double now;
+
+		nanosleep(&ts, NULL);
+		now = engine_now();
+		if (now - last >= 1.0) {
+			last = now;
+			report(&b, res, done_bytes, t0);
+		}
+	}
 out_pipeline:
 	if (reader_started)
 		pthread_join(reader, NULL);

@@ -64,6 +64,11 @@ struct engine_backup_opts {
 	engine_progress_fn progress;
 	void *progress_ud;
 	const atomic_bool *cancel; /* checked per chunk; the run stops within milliseconds */
+	/* Test hook, NULL in normal use: called by the reader of fixed-size chunks before it
+	 * handles chunk `chunk` of disk `disk` (index into the disks). Lets a test change the
+	 * source at an exact point of the run. */
+	void (*reader_hook)(size_t disk, uint64_t chunk, void *ud);
+	void *reader_hook_ud;
 };
 
 /* Where a backup's time went (seconds of wall time per activity, summed over threads):
