@@ -31,6 +31,7 @@
  * is behind, e.g. still hashing a long hole), so nobody ever waits for a chunk the hasher
  * has not started. */
 enum { ID_PENDING, ID_HASHER, ID_WORKER, ID_DONE };
+_Static_assert(ENGINE_ID_LEN == ENGINE_SHA256_LEN, "a chunk id is an HMAC-SHA-256");
 
 /* A chunk's plaintext on its way to the whole-image hasher. It shares the pool buffer with
  * the chunk's work item: whoever drops the last reference returns the buffer. */
@@ -132,6 +133,7 @@ struct bctx {
 	 * done only when the hasher is through it too (it may trail by a long hole) */
 	atomic_uint_fast64_t hashed;
 	atomic_bool hasher_done;
+	atomic_uint_fast64_t ids_fused; /* chunk ids the hasher computed (set when it ends) */
 	atomic_bool failed;
 	atomic_uint workers_left;
 	atomic_uint_fast64_t bytes_read;
@@ -208,6 +210,9 @@ static void buf_release(struct bctx *b, uint8_t *buf, struct hitem *h)
 	}
 }
 
+/* A run of hole chunks is handed to the hasher at the latest when it reaches this size. */
+#define HOLE_RUN_MAX ((uint64_t)64 << 20)
+
 /* Hand the pending run of hole chunks (if any) to the hasher. */
 static void flush_run(struct bctx *b, struct hitem **run)
 {
@@ -237,6 +242,8 @@ static bool push_item(struct bctx *b, struct bitem *it, struct hitem **run)
 			atomic_init(&(*run)->id_state, ID_PENDING);
 		}
 		(*run)->len += it->len;
+		if ((*run)->len >= HOLE_RUN_MAX) /* let the hasher start on a long hole */
+			flush_run(b, run);
 	} else if (it->buf != NULL && d->has_sha) {
 		struct hitem *h = xcalloc(1, sizeof(*h));
 
@@ -543,6 +550,8 @@ static void *hasher_main(void *arg)
 	struct hitem *h;
 	struct err e;
 
+	uint64_t ids_fused = 0;
+
 	while ((h = engine_queue_pop(&b->hash)) != NULL) {
 		double t0 = engine_now();
 		struct bdisk *d = &b->disks[h->disk];
@@ -568,12 +577,15 @@ static void *hasher_main(void *arg)
 				err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
 				fail(b, STATUS_INTERNAL, &e);
 			}
-		} else if (atomic_compare_exchange_strong(&h->id_state, &expect, ID_HASHER)) {
+		} else if (d->own.nbuf ==
+		                   0 && /* fuses only at a 64-byte boundary (not so in CDC) */
+		           atomic_compare_exchange_strong(&h->id_state, &expect, ID_HASHER)) {
 			struct engine_sha256 s;
 
 			engine_hmac256_start(&b->idkey, &s);
 			engine_sha256_update2(&d->own, &s, h->buf, h->len);
 			engine_hmac256_finish(&b->idkey, &s, h->id);
+			ids_fused++;
 			pthread_mutex_lock(&b->idmu);
 			atomic_store(&h->id_state, ID_DONE);
 			pthread_cond_broadcast(&b->idcv);
@@ -587,6 +599,7 @@ static void *hasher_main(void *arg)
 		buf_release(b, h->buf, h);
 	}
 	timing_add(b, &tm);
+	atomic_store(&b->ids_fused, ids_fused);
 	atomic_store(&b->hasher_done, true);
 	return NULL;
 }
@@ -719,7 +732,7 @@ static void work_item(struct bctx *b, struct engine_codec *c, struct bitem *it, 
 
 	it->entry.offset = it->off;
 	it->entry.length = it->len;
-	if (it->hole || engine_is_zero(it->buf, it->len)) {
+	if (engine_is_zero(it->buf, it->len)) { /* holes never get here: see push_item */
 		it->entry.kind = ENGINE_ENTRY_ZERO;
 		tm->id += engine_now() - t0;
 		return;
@@ -1264,7 +1277,7 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	}
 	batch_flush(&b, bt, res);
 	/* the hasher may still be hashing a long hole: keep the progress coming */
-	while (hasher_started && !atomic_load(&b.hasher_done)) {
+	while (hasher_started && b.o->progress != NULL && !atomic_load(&b.hasher_done)) {
 		const struct timespec ts = { 0, 20000000L }; /* 20 ms */
 		double now;
 
@@ -1299,6 +1312,7 @@ out_pipeline:
 		free(g);
 	}
 	res->maps_unreadable = atomic_load(&b.maps_unreadable);
+	res->chunks_id_fused = atomic_load(&b.ids_fused);
 	res->bytes_read = atomic_load(&b.bytes_read);
 	res->timing.read = b.timing.read;
 	res->timing.read_wait = b.timing.read_wait;

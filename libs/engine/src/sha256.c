@@ -4,6 +4,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "engine/keys.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #include <immintrin.h>
@@ -78,6 +80,7 @@ static void blocks_c(uint32_t st[8], const uint8_t *p, size_t nblocks)
 		st[6] += g;
 		st[7] += h;
 	}
+	engine_key_wipe(w, sizeof(w)); /* message words */
 }
 
 /* ---- SHA extensions ----
@@ -195,7 +198,9 @@ static bool cpu_has_sha(void)
 }
 #endif
 
-/* 0: not decided yet, 1: portable, 2: SHA extensions */
+/* What the CPU supports, decided once per process like OpenSSL's capability vector
+ * (OPENSSL_ia32cap): 0 not decided yet, 1 portable, 2 SHA extensions. Only the test hook
+ * engine_sha256_set_fast changes it afterwards. */
 static atomic_int mode;
 
 bool engine_sha256_fast(void)
@@ -250,6 +255,8 @@ void engine_sha256_update(struct engine_sha256 *s, const void *p, size_t n)
 {
 	const uint8_t *in = p;
 
+	if (n == 0)
+		return;
 	s->total += n;
 	if (s->nbuf > 0) {
 		size_t take = 64 - s->nbuf < n ? 64 - s->nbuf : n;
@@ -277,6 +284,8 @@ void engine_sha256_update2(struct engine_sha256 *a, struct engine_sha256 *b, con
 {
 	const uint8_t *in = p;
 
+	if (n == 0)
+		return;
 	if (a->nbuf != b->nbuf || a->nbuf != 0) {
 		engine_sha256_update(a, p, n);
 		engine_sha256_update(b, p, n);
@@ -314,7 +323,7 @@ void engine_sha256_final(struct engine_sha256 *s, uint8_t out[ENGINE_SHA256_LEN]
 		out[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
 		out[4 * i + 3] = (uint8_t)s->h[i];
 	}
-	memset(s->buf, 0, sizeof(s->buf)); /* may hold message bytes */
+	engine_key_wipe(s->buf, sizeof(s->buf)); /* may hold message bytes */
 }
 
 /* ---- HMAC-SHA-256 ---- */
@@ -329,6 +338,7 @@ void engine_hmac256_init(struct engine_hmac256 *k, const uint8_t *key, size_t ke
 		engine_sha256_init(&s);
 		engine_sha256_update(&s, key, keylen);
 		engine_sha256_final(&s, kb);
+		engine_key_wipe(&s, sizeof(s)); /* s.h is the effective key */
 	} else if (keylen > 0) {
 		memcpy(kb, key, keylen);
 	}
@@ -340,10 +350,8 @@ void engine_hmac256_init(struct engine_hmac256 *k, const uint8_t *key, size_t ke
 		pad[i] = kb[i] ^ 0x5c;
 	engine_sha256_init(&k->outer);
 	engine_sha256_update(&k->outer, pad, sizeof(pad));
-	/* key material off the stack */
-	memset(kb, 0, sizeof(kb));
-	memset(pad, 0, sizeof(pad));
-	__asm__ __volatile__("" : : "r"(kb), "r"(pad) : "memory");
+	engine_key_wipe(kb, sizeof(kb)); /* key material off the stack */
+	engine_key_wipe(pad, sizeof(pad));
 }
 
 void engine_hmac256_start(const struct engine_hmac256 *k, struct engine_sha256 *s)

@@ -343,6 +343,9 @@ static void test_fused_ids(void **state)
 		                 STATUS_OK);
 	}
 	engine_sha256_set_fast(true);
+	if (engine_sha256_fast()) /* the fused path did compute ids (not only the workers) */
+		assert_true(r[0].chunks_id_fused > 0);
+	assert_int_equal(r[1].chunks_id_fused, 0);
 	assert_int_equal(m[0]->disks[0].n_entries, m[1]->disks[0].n_entries);
 	for (size_t k = 0; k < m[0]->disks[0].n_entries; k++) {
 		assert_int_equal(m[0]->disks[0].entries[k].kind, m[1]->disks[0].entries[k].kind);

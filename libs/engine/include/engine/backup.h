@@ -92,6 +92,8 @@ struct engine_backup_result {
 	uint64_t maps_new;        /* block map objects written */
 	uint64_t maps_unreadable; /* parent block maps that could not be read (entries stored
 	                             whole instead) */
+	uint64_t chunks_id_fused; /* chunk ids computed by the hasher in the same pass as the
+	                             image SHA-256 (engine/sha256.h); diagnostic */
 	double seconds;
 	bool cancelled; /* returned status is STATUS_UNAVAILABLE and nothing was committed */
 	struct engine_backup_timing timing;

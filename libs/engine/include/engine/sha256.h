@@ -17,6 +17,10 @@
 
 #define ENGINE_SHA256_LEN 32
 
+/* Thread safety: the functions work on the state they are given and nothing else (the CPU
+ * check is decided once, atomically), so separate states may be used from separate threads
+ * at once; one state must not. */
+
 /* A hash in progress. Plain data: copy it to fork a state. */
 struct engine_sha256 {
 	uint32_t h[8];
@@ -37,6 +41,7 @@ bool engine_sha256_fast(void);
  *  use the portable code; true restores what the CPU supports. */
 void engine_sha256_set_fast(bool on);
 
+/** @brief Start a SHA-256 in *s (caller-owned). */
 void engine_sha256_init(struct engine_sha256 *s);
 /** @brief Hash n more bytes of p (borrowed). */
 void engine_sha256_update(struct engine_sha256 *s, const void *p, size_t n);
