@@ -283,10 +283,11 @@ static int cmd_backup(struct cli *c)
 	        ",\"chunks_total\":%" PRIu64 ",\"chunks_new\":%" PRIu64 ",\"chunks_known\":%" PRIu64
 	        ",\"chunks_zero\":%" PRIu64 ",\"chunks_parent\":%" PRIu64
 	        ",\"chunks_patch\":%" PRIu64 ",\"maps_new\":%" PRIu64
-	        ",\"maps_unreadable\":%" PRIu64 ",\"seconds\":%.3f,\"mib_per_s\":%.1f",
+	        ",\"maps_unreadable\":%" PRIu64 ",\"chunks_id_fused\":%" PRIu64
+	        ",\"seconds\":%.3f,\"mib_per_s\":%.1f",
 	        res.bytes_total, res.bytes_read, res.bytes_stored, res.chunks_total, res.chunks_new,
 	        res.chunks_known, res.chunks_zero, res.chunks_parent, res.chunks_patch,
-	        res.maps_new, res.maps_unreadable, res.seconds,
+	        res.maps_new, res.maps_unreadable, res.chunks_id_fused, res.seconds,
 	        res.seconds > 0 ? (double)res.bytes_total / 1048576.0 / res.seconds : 0);
 	fprintf(c->out,
 	        ",\"timing\":{\"read\":%.3f,\"read_wait\":%.3f,\"image_sha\":%.3f,\"id\":%.3f,"
