@@ -32,8 +32,8 @@ CAIRN=$BUILD/libs/engine/cairn-engine
 
 echo "== change-tracking inputs"
 [[ -s $DATA/vm1-changed.extents ]] || python3 "$ROOT/bench/mkextents.py" extents "$DATA/vm1.img" "$DATA/vm1-changed.img" "$DATA/vm1-changed.extents"
-# a change confined to 1% of the 1 MiB chunks (20 of 2048), for the change-tracking target
-[[ -s $DATA/vm1-ct.img && -s $DATA/vm1-ct.extents ]] || python3 "$ROOT/bench/mkextents.py" ctimage "$DATA/vm1.img" "$DATA/vm1-ct.img" "$DATA/vm1-ct.extents" 1048576 20 7
+# a change confined to 1% of cairn's default 2 MiB chunks (10 of 1024), for the change-tracking target
+[[ -s $DATA/vm1-ct2m.img && -s $DATA/vm1-ct2m.extents ]] || python3 "$ROOT/bench/mkextents.py" ctimage "$DATA/vm1.img" "$DATA/vm1-ct2m.img" "$DATA/vm1-ct2m.extents" 2097152 10 7
 
 mkdir -p "$OUT"
 rm -f "$OUT/cairn-timing.tsv"
@@ -93,8 +93,8 @@ bench_cairn() {
   stage "$DATA/vm1-changed.img"; warm "$DATA/vm1-changed.img"
   measure "$r" cairn incremental "$MIB" "$R" -- "$CAIRN" backup --repo "$R" --keys "$W/cairn-keys" --tenant bench --disk vm1="$W/stage/disk.img" --rp-id incr --parent initial $CAIRN_ARGS
   measure "$r" cairn incremental-ct "$MIB" "$W/cairn-repo-ct" -- "$CAIRN" backup --repo "$W/cairn-repo-ct" --keys "$W/cairn-keys" --tenant bench --disk vm1="$W/stage/disk.img" --rp-id incr-ct --parent initial --changed-extents "$DATA/vm1-changed.extents" $CAIRN_ARGS
-  stage "$DATA/vm1-ct.img"; warm "$DATA/vm1-ct.img"
-  measure "$r" cairn ct-1pct-chunks "$MIB" "$W/cairn-repo-ct" -- "$CAIRN" backup --repo "$W/cairn-repo-ct" --keys "$W/cairn-keys" --tenant bench --disk vm1="$W/stage/disk.img" --rp-id ct1 --parent initial --changed-extents "$DATA/vm1-ct.extents" $CAIRN_ARGS
+  stage "$DATA/vm1-ct2m.img"; warm "$DATA/vm1-ct2m.img"
+  measure "$r" cairn ct-1pct-chunks "$MIB" "$W/cairn-repo-ct" -- "$CAIRN" backup --repo "$W/cairn-repo-ct" --keys "$W/cairn-keys" --tenant bench --disk vm1="$W/stage/disk.img" --rp-id ct1 --parent initial --changed-extents "$DATA/vm1-ct2m.extents" $CAIRN_ARGS
   trash "$W/cairn-repo-ct"
   stage "$DATA/vm1-shifted.img"; warm "$DATA/vm1-shifted.img"
   measure "$r" cairn shifted "$SMIB" "$R" -- "$CAIRN" backup --repo "$R" --keys "$W/cairn-keys" --tenant bench --disk vm1="$W/stage/disk.img" --rp-id shifted --parent incr $CAIRN_ARGS

@@ -1193,6 +1193,17 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 		st = engine_manifest_load(repo, c, o->parent_rp, &parent, e);
 		if (st != STATUS_OK)
 			goto out;
+		/* No chunk size asked for: keep the parent's, so an incremental after a change of
+		 * the default (1 MiB before 2026-11) still reuses its parent's chunks. */
+		for (size_t i = 0; o->chunk_size == 0 && !o->cdc && i < parent->n_disks; i++) {
+			uint32_t pcs = parent->disks[i].chunk_size;
+
+			if (!(parent->disks[i].flags & ENGINE_DISK_CDC) && pcs % 4096 == 0 &&
+			    pcs > 0 && pcs <= ENGINE_CHUNK_MAX) {
+				b.cs = pcs;
+				break;
+			}
+		}
 	}
 	st = open_disks(&b, disks, n_disks, parent, e);
 	if (st != STATUS_OK)

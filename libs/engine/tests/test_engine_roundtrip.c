@@ -477,12 +477,29 @@ static void test_incremental(void **state)
 	assert_int_equal(r4.chunks_new, 0);
 	engine_extents_cleanup(&ext);
 
+	/* no chunk size given: the parent's (CS, not the 2 MiB default) is kept, so nothing
+	 * unchanged is stored again */
+	struct engine_backup_result r5;
+	struct engine_manifest *m = NULL;
+	struct engine_codec *codec = engine_codec_new(&c->tk, 1, true);
+	struct err e;
+
+	o.chunk_size = 0;
+	o.parent_rp = r4.rp_id;
+	assert_int_equal(backup(c, &o, NULL, &r5), STATUS_OK);
+	assert_int_equal(r5.chunks_total, 17);
+	assert_int_equal(r5.chunks_new + r5.chunks_patch, 0);
+	assert_int_equal(engine_manifest_load(c->repo, codec, r5.rp_id, &m, &e), STATUS_OK);
+	assert_int_equal(m->disks[0].chunk_size, CS);
+	engine_manifest_free(m);
+	engine_codec_free(codec);
+	restore_and_compare(c, r5.rp_id);
+
 	/* restore points are listed in order */
 	char **ids;
 	size_t nids;
-	struct err e;
 	assert_int_equal(engine_repo_manifest_list(c->repo, &ids, &nids, &e), STATUS_OK);
-	assert_int_equal(nids, 4);
+	assert_int_equal(nids, 5);
 	engine_repo_ids_free(ids, nids);
 	free(img);
 }

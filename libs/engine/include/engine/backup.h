@@ -21,7 +21,7 @@
 #include "engine/keys.h"
 #include "engine/repo.h"
 
-#define ENGINE_CHUNK_SIZE_DEFAULT (1u << 20) /* chosen by measurement: docs/engine.md */
+#define ENGINE_CHUNK_SIZE_DEFAULT (2u << 20) /* chosen by measurement: docs/engine.md */
 #define ENGINE_ZSTD_LEVEL_DEFAULT 1
 #define ENGINE_RP_ID_MAX 101
 
@@ -50,7 +50,9 @@ struct engine_disk_source {
 };
 
 struct engine_backup_opts {
-	uint32_t chunk_size; /* 0 = ENGINE_CHUNK_SIZE_DEFAULT; multiple of 4096, <= 8 MiB */
+	uint32_t chunk_size; /* 0 = the parent's chunk size (first fixed-size disk of the parent
+	                        restore point), else ENGINE_CHUNK_SIZE_DEFAULT; multiple of 4096,
+	                        <= 8 MiB */
 	int zstd_level;      /* used when zstd_level_set; default ENGINE_ZSTD_LEVEL_DEFAULT */
 	bool zstd_level_set;
 	bool no_compress;     /* store encrypted but uncompressed */
