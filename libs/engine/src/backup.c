@@ -543,13 +543,35 @@ static void *reader_main(void *arg)
  * SHA-256 is sequential, so one thread hashes every chunk in read order (zeros included)
  * while the workers id, compress and encrypt the same buffers: it overlaps the pipeline
  * instead of running inside the reader. */
+/* The disk's whole-image SHA-256: the engine's own when fused, else OpenSSL's. */
+static void image_update(struct bctx *b, struct bdisk *d, const uint8_t *p, size_t n)
+{
+	struct err e;
+
+	if (b->fused) {
+		engine_sha256_update(&d->own, p, n);
+	} else if (EVP_DigestUpdate(d->sha, p, n) != 1) {
+		err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
+		fail(b, STATUS_INTERNAL, &e);
+	}
+}
+
+static bool image_final(struct bctx *b, struct bdisk *d, uint8_t out[ENGINE_SHA256_LEN])
+{
+	unsigned int len = 0;
+
+	if (b->fused) {
+		engine_sha256_final(&d->own, out);
+		return true;
+	}
+	return EVP_DigestFinal_ex(d->sha, out, &len) == 1;
+}
+
 static void *hasher_main(void *arg)
 {
 	struct bctx *b = arg;
 	struct engine_backup_timing tm = { 0 };
 	struct hitem *h;
-	struct err e;
-
 	uint64_t ids_fused = 0;
 
 	while ((h = engine_queue_pop(&b->hash)) != NULL) {
@@ -564,22 +586,13 @@ static void *hasher_main(void *arg)
 				size_t n = h->len - off < b->bufsize ? (size_t)(h->len - off)
 				                                     : b->bufsize;
 
-				if (b->fused) {
-					engine_sha256_update(&d->own, b->zeros, n);
-				} else if (EVP_DigestUpdate(d->sha, b->zeros, n) != 1) {
-					err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
-					fail(b, STATUS_INTERNAL, &e);
-				}
+				image_update(b, d, b->zeros, n);
 				atomic_fetch_add(&b->hashed, n);
 			}
-		} else if (!b->fused) {
-			if (EVP_DigestUpdate(d->sha, h->buf, h->len) != 1) {
-				err_set(&e, STATUS_INTERNAL, "SHA-256 update failed");
-				fail(b, STATUS_INTERNAL, &e);
-			}
-		} else if (d->own.nbuf ==
-		                   0 && /* fuses only at a 64-byte boundary (not so in CDC) */
+		} else if (b->fused && d->own.nbuf == 0 &&
 		           atomic_compare_exchange_strong(&h->id_state, &expect, ID_HASHER)) {
+			/* the pair needs a 64-byte boundary: always so with fixed chunks, by chance
+			 * with FastCDC ones (else the worker computes the id) */
 			struct engine_sha256 s;
 
 			engine_hmac256_start(&b->idkey, &s);
@@ -591,7 +604,7 @@ static void *hasher_main(void *arg)
 			pthread_cond_broadcast(&b->idcv);
 			pthread_mutex_unlock(&b->idmu);
 		} else {
-			engine_sha256_update(&d->own, h->buf, h->len);
+			image_update(b, d, h->buf, h->len);
 		}
 		tm.image_sha += engine_now() - t0;
 		if (h->buf != b->zeros)
@@ -1066,7 +1079,6 @@ static void group_collect(struct bctx *b, struct engine_codec *c, struct bitem *
 static void report(struct bctx *b, const struct engine_backup_result *res, uint64_t done, double t0)
 {
 	struct engine_progress p;
-
 	uint64_t hashed = atomic_load(&b->hashed);
 
 	if (b->o->progress == NULL)
@@ -1101,18 +1113,13 @@ static enum status commit(struct bctx *b, struct engine_codec *c, const char *rp
 	for (size_t i = 0; i < b->n_disks; i++) {
 		struct bdisk *d = &b->disks[i];
 		struct engine_manifest_disk *md = &m.disks[i];
-		unsigned int len = 0;
 
 		md->name = (char *)d->src->name;
 		md->size = d->size;
 		md->chunk_size = b->o->cdc ? b->cdc.avg : b->cs;
 		md->flags = b->o->cdc ? ENGINE_DISK_CDC : 0;
-		if (d->has_sha && b->fused) {
-			engine_sha256_final(&d->own, md->sha256);
+		if (d->has_sha && image_final(b, d, md->sha256))
 			md->flags |= ENGINE_DISK_HAS_SHA256;
-		} else if (d->has_sha && EVP_DigestFinal_ex(d->sha, md->sha256, &len) == 1) {
-			md->flags |= ENGINE_DISK_HAS_SHA256;
-		}
 		md->n_entries = d->n_entries;
 		md->entries = d->entries;
 		if (d->maps) {
@@ -1129,6 +1136,11 @@ static enum status commit(struct bctx *b, struct engine_codec *c, const char *rp
 		st = engine_manifest_save(b->repo, c, &m, e);
 	free(m.disks);
 	return st;
+}
+
+static bool chunk_size_ok(uint32_t cs)
+{
+	return cs > 0 && cs % 4096 == 0 && cs <= ENGINE_CHUNK_MAX;
 }
 
 enum status engine_backup_run(struct engine_repo *repo, const struct engine_tenant_keys *keys,
@@ -1166,7 +1178,7 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 	c = engine_codec_new(keys, b.level, !o->no_compress);
 	engine_codec_fingerprints(c, zero_block, ENGINE_BLOCK, b.zfp);
 
-	if (b.cs % 4096 != 0 || b.cs > ENGINE_CHUNK_MAX || b.cs == 0) {
+	if (!chunk_size_ok(b.cs)) {
 		st = err_set(e, STATUS_INVALID, "chunk size must be a multiple of 4096, <= 8 MiB");
 		goto out;
 	}
@@ -1198,8 +1210,7 @@ enum status engine_backup_run(struct engine_repo *repo, const struct engine_tena
 		for (size_t i = 0; o->chunk_size == 0 && !o->cdc && i < parent->n_disks; i++) {
 			uint32_t pcs = parent->disks[i].chunk_size;
 
-			if (!(parent->disks[i].flags & ENGINE_DISK_CDC) && pcs % 4096 == 0 &&
-			    pcs > 0 && pcs <= ENGINE_CHUNK_MAX) {
+			if (!(parent->disks[i].flags & ENGINE_DISK_CDC) && chunk_size_ok(pcs)) {
 				b.cs = pcs;
 				break;
 			}

@@ -183,4 +183,25 @@ static inline int manifest_sha_state(struct engine_repo *repo, const struct engi
 	return state;
 }
 
+/* Write img as a file of n bytes with holes wherever img has whole zero 4 KiB blocks
+ * (aborts on an I/O error). */
+static inline void write_holey(const char *path, const uint8_t *img, size_t n)
+{
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+
+	if (fd < 0 || ftruncate(fd, (off_t)n) != 0)
+		abort();
+	for (size_t off = 0; off < n; off += 4096) {
+		size_t l = n - off < 4096 ? n - off : 4096;
+		bool z = true;
+
+		for (size_t i = 0; i < l && z; i++)
+			z = img[off + i] == 0;
+		if (!z && pwrite(fd, img + off, l, (off_t)off) != (ssize_t)l)
+			abort();
+	}
+	if (fsync(fd) != 0 || close(fd) != 0)
+		abort();
+}
+
 #endif

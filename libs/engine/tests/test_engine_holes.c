@@ -58,26 +58,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Write img as a file of n bytes with holes wherever img has whole zero 4 KiB blocks. */
-static void write_holey(const char *path, const uint8_t *img, size_t n)
-{
-	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)n), 0);
-	for (size_t off = 0; off < n; off += 4096) {
-		size_t l = n - off < 4096 ? n - off : 4096;
-		bool z = true;
-
-		for (size_t i = 0; i < l && z; i++)
-			z = img[off + i] == 0;
-		if (!z)
-			assert_int_equal(pwrite(fd, img + off, l, (off_t)off), (ssize_t)l);
-	}
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
-}
-
 static bool is_sparse(const char *path)
 {
 	struct stat sb;
@@ -375,7 +355,7 @@ static void test_cdc_sparse(void **state)
 
 /* ---- runs that are interfered with at an exact point (the reader hook) ---- */
 
-/* BIG bytes of which only chunk 0 has data: a long hole. */
+/* BIG bytes of which only chunk 0 has data: a long hole (make_big). */
 #define BIG ((uint64_t)256 << 20)
 
 struct meddle {
@@ -409,8 +389,8 @@ static void meddle_hook(size_t disk, uint64_t chunk, void *ud)
 	}
 }
 
-/* BIG bytes, data in chunk 0 only. */
-static void make_big(const char *path)
+/* size bytes, data in chunk 0 only. */
+static void make_big(const char *path, uint64_t size)
 {
 	uint8_t blk[4096];
 	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
@@ -418,7 +398,7 @@ static void make_big(const char *path)
 	assert_true(fd >= 0);
 	fill_random(blk, sizeof(blk), 3);
 	assert_int_equal(pwrite(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
-	assert_int_equal(ftruncate(fd, (off_t)BIG), 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
 	close(fd);
 }
 
@@ -433,7 +413,7 @@ static void test_cancel_in_hole(void **state)
 	struct engine_backup_result r;
 	struct err e;
 
-	make_big(c->img);
+	make_big(c->img, BIG);
 	o.reader_hook = meddle_hook;
 	o.reader_hook_ud = &m;
 	o.cancel = &m.cancel;
@@ -484,7 +464,7 @@ static void test_shrink_during_backup(void **state)
 	struct err e;
 	enum status st;
 
-	make_big(c->img);
+	make_big(c->img, BIG);
 	o.reader_hook = meddle_hook;
 	o.reader_hook_ud = &m;
 	st = engine_backup_run(c->repo, &c->tk, &d, 1, &o, &r, &e);
@@ -512,7 +492,7 @@ static void test_written_ahead_of_reader(void **state)
 	struct err e;
 	int fd;
 
-	make_big(c->img);
+	make_big(c->img, BIG);
 	fill_random(m.tail, sizeof(m.tail), 9);
 	o.reader_hook = meddle_hook;
 	o.reader_hook_ud = &m;
@@ -559,14 +539,8 @@ static void test_progress_in_long_hole(void **state)
 	struct progress_log l = { .monotonic = true };
 	struct engine_backup_result r;
 	struct err e;
-	uint8_t blk[4096];
-	int fd = open(c->img, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
 
-	assert_true(fd >= 0);
-	fill_random(blk, sizeof(blk), 31);
-	assert_int_equal(pwrite(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	close(fd);
+	make_big(c->img, size);
 	o.progress = log_progress;
 	o.progress_ud = &l;
 	assert_int_equal(backup_disks(c, &d, 1, &o, &r, &e), STATUS_OK);
